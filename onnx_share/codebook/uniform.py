@@ -1,0 +1,95 @@
+"""Uniform (linear) quantization grids: scale and zero point per tensor, per axis or per block."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class UniformGrid:
+    """Integers on an evenly spaced grid: ``value ≈ (quantized - zero_point) * scale``.
+
+    ``scale``/``zero_point`` have the shapes ``DequantizeLinear`` expects: a scalar (per tensor), ``[C]``
+    (per axis) or the input's shape with ``ceil(n / block_size)`` along the blocked axis.
+    """
+
+    quantized: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray | None
+    axis: int | None
+    block_size: int | None
+
+    def dequantize(self) -> np.ndarray:
+        """The float64 values the grid stands for (what ``DequantizeLinear`` computes)."""
+        shape = self.quantized.shape
+        zero = 0 if self.zero_point is None else _expand(self.zero_point, shape, self.axis, self.block_size)
+        scale = _expand(self.scale.astype(np.float64), shape, self.axis, self.block_size)
+        return (self.quantized.astype(np.float64) - zero) * scale
+
+
+def integer_range(bits: int, symmetric: bool) -> tuple[int, int]:
+    """The integers a grid uses: symmetric ``[-(2^(b-1)-1), 2^(b-1)-1]`` (signed, zero point 0), else unsigned."""
+    if symmetric:
+        limit = 2 ** (bits - 1) - 1
+        return -limit, limit
+    return 0, 2**bits - 1
+
+
+def quantize_uniform(
+    values: np.ndarray,
+    bits: int,
+    *,
+    symmetric: bool = True,
+    axis: int | None = None,
+    block_size: int | None = None,
+    scale_dtype: np.dtype | type = np.float32,
+) -> UniformGrid:
+    """Fit a ``bits``-bit grid to ``values`` per tensor (``axis`` None), per ``axis``, or per block.
+
+    Scales are rounded to ``scale_dtype`` before the values are rounded to the grid (round half to even,
+    so rounding adds no bias), so dequantizing with the stored scale reproduces ``dequantize()`` exactly.
+    An all-zero group gets scale 1.
+    """
+    if block_size is not None and axis is None:
+        raise ValueError("block_size needs an axis")
+    data = np.asarray(values, dtype=np.float64)
+    if axis is not None:
+        axis %= data.ndim
+    low = np.minimum(_reduce(data, np.minimum, axis, block_size), 0.0)
+    high = np.maximum(_reduce(data, np.maximum, axis, block_size), 0.0)
+    qmin, qmax = integer_range(bits, symmetric)
+    if symmetric:
+        scale = np.maximum(np.abs(low), high) / qmax
+    else:
+        scale = (high - low) / (qmax - qmin)
+    scale = np.where(scale > 0, scale, 1.0).astype(scale_dtype)
+    scale64 = scale.astype(np.float64)
+    zero_point = None
+    zero: np.ndarray | int = 0
+    if not symmetric:
+        zero_point = np.clip(np.rint(-low / scale64), qmin, qmax).astype(np.int64)
+        zero = _expand(zero_point, data.shape, axis, block_size)
+    steps = np.rint(data / _expand(scale64, data.shape, axis, block_size))
+    quantized = np.clip(steps + zero, qmin, qmax).astype(np.int64)
+    return UniformGrid(quantized, scale, zero_point, axis, block_size)
+
+
+def _reduce(data: np.ndarray, ufunc: np.ufunc, axis: int | None, block_size: int | None) -> np.ndarray:
+    if axis is None:
+        return np.asarray(ufunc.reduce(data, axis=None))
+    if block_size is None:
+        return ufunc.reduce(data, axis=tuple(i for i in range(data.ndim) if i != axis))
+    return ufunc.reduceat(data, np.arange(0, data.shape[axis], block_size), axis=axis)
+
+
+def _expand(param: np.ndarray, shape: tuple[int, ...], axis: int | None, block_size: int | None) -> np.ndarray:
+    """Broadcast a per-tensor, per-axis or per-block parameter to the quantized tensor's ``shape``."""
+    if axis is None:
+        return param
+    if block_size is None:
+        view = [1] * len(shape)
+        view[axis] = -1
+        return param.reshape(view)
+    return np.repeat(param, block_size, axis=axis).take(np.arange(shape[axis]), axis=axis)

@@ -1,0 +1,206 @@
+"""One configuration tree behind the CLI and the Python API.
+
+A global :class:`WeightSpec` says how every weight is compressed; per-op-type and per-tensor-name (glob)
+overrides change single fields for the tensors they match (op types first, then name globs in order, the
+last match winning). The whole tree round-trips through plain dicts, so it can live in JSON or YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from onnx_share.codebook.kmeans import INIT_METHODS
+from onnx_share.errors import OnnxShareError
+
+Scheme = Literal["lut", "uniform"]
+Granularity = Literal["auto", "tensor", "channel", "group"]
+
+SCHEMES: tuple[str, ...] = ("lut", "uniform")
+GRANULARITIES: tuple[str, ...] = ("auto", "tensor", "channel", "group")
+UNIFORM_BITS: tuple[int, ...] = (2, 4, 8)
+MAX_CLUSTERS = 256
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """How one weight tensor is compressed.
+
+    - ``scheme``: ``lut`` stores a k-means codebook plus an index per weight (``Gather``);
+      ``uniform`` stores integers on an evenly spaced grid (``DequantizeLinear``).
+    - ``bits``: index width, 1-8 (``lut``) or 2/4/8 (``uniform``); ``clusters`` overrides k = 2**bits (``lut``).
+    - ``granularity``: one codebook/scale per tensor, per output channel, or per group. ``auto`` means per
+      tensor for ``lut`` and, for ``uniform``, blocks along the reduction axis of MatMul/Gemm weights (the
+      layout onnxruntime fuses into MatMulNBits) and per output channel elsewhere.
+    - ``group_size``: ``lut`` — output channels sharing one codebook; ``uniform`` — block length along the
+      reduction axis (a power of two from 16 to 256 lets onnxruntime fuse; TensorRT takes 64 or 128).
+    - ``init``: k-means seeding; ``optimal`` is the exact 1-D optimum (the others are for experiments).
+    - ``symmetric``: ``uniform`` only; zero point 0 (what TensorRT requires) or an asymmetric grid.
+    - ``skip``: leave matching tensors untouched.
+    """
+
+    scheme: Scheme = "lut"
+    bits: int = 8
+    clusters: int | None = None
+    granularity: Granularity = "auto"
+    group_size: int = 128
+    init: str = "optimal"
+    symmetric: bool = True
+    skip: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise OnnxShareError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
+        if self.granularity not in GRANULARITIES:
+            raise OnnxShareError(
+                f"granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}"
+            )
+        if not isinstance(self.bits, int) or not 1 <= self.bits <= 8:
+            raise OnnxShareError(f"bits must be an integer from 1 to 8, got {self.bits!r}")
+        if self.scheme == "uniform" and self.bits not in UNIFORM_BITS:
+            raise OnnxShareError(f"the uniform scheme supports 2, 4 or 8 bits, got {self.bits}")
+        if self.clusters is not None and not 2 <= self.clusters <= MAX_CLUSTERS:
+            raise OnnxShareError(f"clusters must be from 2 to {MAX_CLUSTERS}, got {self.clusters}")
+        if self.group_size < 1:
+            raise OnnxShareError(f"group_size must be positive, got {self.group_size}")
+        if self.init not in INIT_METHODS:
+            raise OnnxShareError(f"init must be one of {', '.join(INIT_METHODS)}, got {self.init!r}")
+
+    @property
+    def num_clusters(self) -> int:
+        """k: the codebook size (``lut``) or the number of grid levels (``uniform``)."""
+        return self.clusters if self.clusters is not None else 2**self.bits
+
+    @property
+    def index_bits(self) -> int:
+        """Bits needed to address ``num_clusters`` entries."""
+        return max(1, (self.num_clusters - 1).bit_length())
+
+    def updated(self, changes: Mapping[str, Any]) -> WeightSpec:
+        """A copy with ``changes`` applied (unknown keys are an error naming the key)."""
+        return dataclasses.replace(self, **_checked_fields(WeightSpec, changes, "weight spec"))
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """How the original and the rewritten model are compared in onnxruntime."""
+
+    inputs: tuple[str, ...] = ()
+    input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    samples: int = 1
+    seed: int = 0
+    atol: float | None = None
+    rtol: float | None = None
+    min_cosine: float = 0.99
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """Everything ``optimize`` needs: the default spec, overrides, selection and save options."""
+
+    default: WeightSpec = field(default_factory=WeightSpec)
+    op_types: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tensors: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    min_elements: int = 4096
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    seed: int = 0
+    external_data: bool | None = None
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+    def __post_init__(self) -> None:
+        if self.min_elements < 1:
+            raise OnnxShareError(f"min_elements must be positive, got {self.min_elements}")
+        for where, overrides in (("op_types", self.op_types), ("tensors", self.tensors)):
+            for key, changes in overrides.items():
+                try:
+                    self.default.updated(changes)
+                except OnnxShareError as exc:
+                    raise OnnxShareError(f"{where}[{key!r}]: {exc}") from exc
+
+    def spec_for(self, tensor_name: str, op_types: Iterable[str]) -> WeightSpec:
+        """The spec for one tensor: default, then overrides for its consumers' op types, then name globs."""
+        spec = self.default
+        for op_type in sorted(set(op_types)):
+            if op_type in self.op_types:
+                spec = spec.updated(self.op_types[op_type])
+        for pattern, changes in self.tensors.items():
+            if fnmatch.fnmatchcase(tensor_name, pattern):
+                spec = spec.updated(changes)
+        return spec
+
+    def selects(self, tensor_name: str) -> bool:
+        """Whether ``--include``/``--exclude`` globs let this tensor be compressed."""
+        if self.include and not any(fnmatch.fnmatchcase(tensor_name, p) for p in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(tensor_name, p) for p in self.exclude)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-ready dict that :meth:`from_dict` reads back."""
+        data = dataclasses.asdict(self)
+        data["include"] = list(self.include)
+        data["exclude"] = list(self.exclude)
+        data["op_types"] = {k: dict(v) for k, v in self.op_types.items()}
+        data["tensors"] = {k: dict(v) for k, v in self.tensors.items()}
+        validation = data["validation"]
+        validation["inputs"] = list(self.validation.inputs)
+        validation["input_shapes"] = {k: list(v) for k, v in self.validation.input_shapes.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OptimizeConfig:
+        """Build a config from a dict as written by :meth:`to_dict` (every key optional)."""
+        fields = _checked_fields(cls, data, "config")
+        if "default" in fields:
+            fields["default"] = WeightSpec().updated(fields["default"])
+        if "validation" in fields:
+            validation = _checked_fields(ValidationConfig, fields["validation"], "validation")
+            validation["inputs"] = tuple(validation.get("inputs", ()))
+            validation["input_shapes"] = {
+                k: tuple(int(d) for d in v) for k, v in validation.get("input_shapes", {}).items()
+            }
+            fields["validation"] = ValidationConfig(**validation)
+        for key in ("include", "exclude"):
+            if key in fields:
+                fields[key] = tuple(fields[key])
+        return cls(**fields)
+
+    def updated(self, **changes: Any) -> OptimizeConfig:
+        """A copy with top-level fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+def load_config(path: str | Path) -> OptimizeConfig:
+    """Read a config from a ``.json``, ``.yaml`` or ``.yml`` file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OnnxShareError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise OnnxShareError(f"config {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise OnnxShareError(f"config {path} must hold a mapping at the top level")
+    return OptimizeConfig.from_dict(data)
+
+
+def _checked_fields(cls: type, data: Mapping[str, Any], what: str) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise OnnxShareError(f"{what} must be a mapping, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise OnnxShareError(f"unknown {what} key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return dict(data)

@@ -1,0 +1,103 @@
+"""``onnx-share inspect``: the model's constant tensors by size, what would be compressed, estimated size."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnx_ir as ir
+
+from onnx_share.config import OptimizeConfig, WeightSpec
+from onnx_share.model_io import ModelSource, default_opset, load_model
+from onnx_share.selection import select_weights
+
+
+@dataclass
+class TensorRow:
+    name: str
+    shape: list[int]
+    dtype: str
+    consumers: list[str]
+    bytes: int
+    action: str
+    estimated_bytes: int
+
+
+def estimated_bytes(num_elements: int, itemsize: float, spec: WeightSpec) -> int:
+    """Storage after per-tensor compression: packed indices/integers plus the codebook or scale."""
+    if spec.scheme == "uniform":
+        return math.ceil(num_elements * spec.bits / 8) + int(itemsize)
+    storage_bits = 2 if spec.index_bits <= 2 else 4 if spec.index_bits <= 4 else 8
+    return math.ceil(num_elements * storage_bits / 8) + int(spec.num_clusters * itemsize)
+
+
+def inspect_model(model: ModelSource, config: OptimizeConfig) -> tuple[list[TensorRow], dict[str, object]]:
+    """Rows for every constant tensor (largest first) and a summary of the model."""
+    loaded = load_model(model)
+    selection = select_weights(loaded, config)
+    rows = []
+    for weight, spec in selection.chosen:
+        size = int(np.prod(weight.shape, dtype=np.int64))
+        itemsize = weight.dtype.itemsize
+        rows.append(
+            TensorRow(
+                weight.name,
+                list(weight.shape),
+                weight.dtype.name,
+                list(weight.op_types),
+                weight.tensor.nbytes,
+                f"{spec.scheme} {spec.index_bits}-bit",
+                estimated_bytes(size, itemsize, spec),
+            )
+        )
+    for skipped in selection.skipped:
+        size = int(np.prod(skipped.shape, dtype=np.int64))
+        nbytes = math.ceil(size * _itemsize(skipped.dtype))
+        rows.append(
+            TensorRow(
+                skipped.name, skipped.shape, skipped.dtype, skipped.consumers, nbytes, f"skip: {skipped.skipped}",
+                nbytes,
+            )
+        )
+    rows.sort(key=lambda r: (-r.bytes, r.name))
+    summary: dict[str, object] = {
+        "ir_version": loaded.ir_version,
+        "opset": default_opset(loaded),
+        "nodes": sum(1 for _ in ir.traversal.RecursiveGraphIterator(loaded.graph)),
+        "tensors": len(rows),
+        "compressible": len(selection.chosen),
+        "tensor_bytes": sum(r.bytes for r in rows),
+        "estimated_tensor_bytes": sum(r.estimated_bytes for r in rows),
+    }
+    return rows, summary
+
+
+def format_rows(rows: list[TensorRow], summary: dict[str, object], top: int) -> str:
+    lines = [f"{'tensor':<40} {'shape':<18} {'dtype':<8} {'ops':<16} {'bytes':>10} {'est.':>10}  action"]
+    for row in rows[:top]:
+        shape = "x".join(map(str, row.shape)) or "scalar"
+        lines.append(
+            f"{row.name[-40:]:<40} {shape[:18]:<18} {row.dtype[:8]:<8} {','.join(row.consumers)[:16]:<16} "
+            f"{row.bytes:>10} {row.estimated_bytes:>10}  {row.action}"
+        )
+    if len(rows) > top:
+        lines.append(f"... {len(rows) - top} more tensors (use --top)")
+    before, after = summary["tensor_bytes"], summary["estimated_tensor_bytes"]
+    lines.append(
+        f"IR {summary['ir_version']}, opset {summary['opset']}, {summary['nodes']} nodes; "
+        f"{summary['compressible']} of {summary['tensors']} tensors compressible; "
+        f"tensor bytes {before} -> ~{after} estimated"
+    )
+    return "\n".join(lines)
+
+
+def rows_as_dicts(rows: list[TensorRow]) -> list[dict[str, object]]:
+    return [asdict(r) for r in rows]
+
+
+def _itemsize(dtype_name: str) -> float:
+    try:
+        return ir.DataType[dtype_name].itemsize
+    except (KeyError, TypeError):
+        return 0.0

@@ -1,0 +1,153 @@
+"""Loading and saving models on onnx-ir: lazy external data, checks onnxruntime would make, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+
+from onnx_share.errors import OnnxShareError
+
+# onnxruntime 1.31 loads IR versions up to 13 and default-domain opsets 7-26 (measured; see DESIGN.md).
+MAX_IR_VERSION = 13
+MIN_OPSET = 7
+MAX_OPSET = 26
+# Protobuf cannot serialize a message of 2 GiB or more: larger models must keep weights in external data.
+PROTOBUF_LIMIT_BYTES = 2**31 - 1
+EXTERNAL_DATA_ALIGNMENT = 65536
+
+ModelSource = str | os.PathLike | onnx.ModelProto | ir.Model
+
+
+def load_model(source: ModelSource) -> ir.Model:
+    """Load ``source`` (a path, an ``onnx.ModelProto`` or an ``ir.Model``) and check onnxruntime can read it.
+
+    External data stays on disk (memory-mapped on first use); a location that resolves outside the model's
+    folder, or a missing data file, is refused before anything reads it.
+    """
+    if isinstance(source, ir.Model):
+        model = source
+    elif isinstance(source, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(source)  # the IR wraps protos it reads, and the caller's proto must stay unchanged
+        model = ir.serde.deserialize_model(copy)
+    else:
+        model = _load_path(Path(source))
+    check_loadable(model)
+    return model
+
+
+def _load_path(path: Path) -> ir.Model:
+    if not path.exists():
+        raise OnnxShareError(f"{path}: no such file")
+    if path.is_dir():
+        raise OnnxShareError(f"{path}: is a directory, expected an .onnx file")
+    if path.stat().st_size == 0:
+        raise OnnxShareError(f"{path}: empty file, not an ONNX model")
+    try:
+        model = ir.load(path)
+    except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning, ValueError... depending on damage
+        raise OnnxShareError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {exc})") from exc
+    if model.ir_version is None or model.ir_version < 1 or (len(model.graph) == 0 and not model.graph.outputs):
+        raise OnnxShareError(f"{path}: not an ONNX model (no IR version or empty graph)")
+    _check_external_data(model, path.parent)
+    return model
+
+
+def _check_external_data(model: ir.Model, model_dir: Path) -> None:
+    root = model_dir.resolve()
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            tensor = value.const_value
+            if not isinstance(tensor, ir.ExternalTensor):
+                continue
+            location = Path(tensor.location)
+            target = (root / location).resolve()
+            if location.is_absolute() or not target.is_relative_to(root):
+                raise OnnxShareError(
+                    f"initializer {value.name!r}: external data location {str(location)!r} "
+                    f"points outside the model's folder {root}; refusing to read it"
+                )
+            if not target.is_file():
+                raise OnnxShareError(f"initializer {value.name!r}: external data file {target} is missing")
+            end = (tensor.offset or 0) + (tensor.length if tensor.length is not None else tensor.nbytes)
+            if target.stat().st_size < end:
+                raise OnnxShareError(
+                    f"initializer {value.name!r}: external data file {target} is truncated "
+                    f"({target.stat().st_size} bytes, needs {end})"
+                )
+
+
+def check_loadable(model: ir.Model) -> None:
+    """Refuse IR versions and default-domain opsets that onnxruntime cannot load."""
+    if model.ir_version > MAX_IR_VERSION:
+        raise OnnxShareError(
+            f"IR version {model.ir_version} is newer than onnxruntime loads (<= {MAX_IR_VERSION}); "
+            f"re-export with ir_version <= {MAX_IR_VERSION}"
+        )
+    opset = default_opset(model)
+    if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
+        raise OnnxShareError(
+            f"default-domain opset {opset} is outside what onnxruntime loads ({MIN_OPSET}-{MAX_OPSET})"
+        )
+
+
+def default_opset(model: ir.Model) -> int | None:
+    """The model's ``ai.onnx`` opset version, or None when it imports none."""
+    imports = model.opset_imports
+    return imports.get("", imports.get("ai.onnx"))
+
+
+def estimated_size_bytes(model: ir.Model) -> int:
+    """Bytes of tensor data in all graphs: a lower bound for the serialized size."""
+    total = 0
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            if value.const_value is not None:
+                total += value.const_value.nbytes
+    return total
+
+
+def save_model(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None = None) -> Path:
+    """Write ``model`` to ``path`` atomically (a temp file beside it, then a rename).
+
+    ``external_data``: True writes every large tensor to ``<name>.data`` beside the file with 64 KiB aligned
+    offsets; None does so only when the model would not fit in one protobuf (2 GiB).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OnnxShareError(f"{path}: is a directory; give the output .onnx file path")
+    if not path.parent.exists():
+        raise OnnxShareError(f"{path.parent}: output folder does not exist")
+    if external_data is None:
+        external_data = estimated_size_bytes(model) >= PROTOBUF_LIMIT_BYTES
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if external_data:
+            ir.save(
+                model,
+                tmp_name,
+                external_data=f"{path.name}.data",
+                alignment=EXTERNAL_DATA_ALIGNMENT,
+            )
+        else:
+            ir.save(model, tmp_name)
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        raise OnnxShareError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file (also through links), for refusing to overwrite the input."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()

@@ -1,0 +1,158 @@
+"""The Python API: ``optimize(model, config)`` rewrites a model and returns it with its report."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnx_ir as ir
+
+from onnx_share import __version__
+from onnx_share.config import OptimizeConfig, ValidationConfig
+from onnx_share.errors import OnnxShareError
+from onnx_share.model_io import (
+    MAX_IR_VERSION,
+    ModelSource,
+    default_opset,
+    load_model,
+    same_file,
+    save_model,
+)
+from onnx_share.opset import min_ir_version
+from onnx_share.passes.cluster_weights import ClusterWeightsPass
+from onnx_share.passes.quantize_weights import QuantizeWeightsPass
+from onnx_share.report import Report, ValidationReport
+from onnx_share.selection import select_weights
+from onnx_share.validation import compare_models
+
+log = logging.getLogger("onnx_share")
+
+
+@dataclass
+class OptimizeResult:
+    """The rewritten model, its report, and the means to save and validate it."""
+
+    model: ir.Model
+    report: Report
+    source: ModelSource
+    saved_path: Path | None = None
+
+    def save(self, path: str | os.PathLike, *, external_data: bool | None = None) -> Path:
+        """Write the model atomically; never onto the file it was read from."""
+        if isinstance(self.source, str | os.PathLike) and same_file(self.source, path):
+            raise OnnxShareError(f"output {path} is the input file; choose another output path")
+        if external_data is None:
+            external_data = self.report.config.get("external_data")
+        start = time.perf_counter()
+        self.saved_path = save_model(self.model, path, external_data=external_data)
+        self.report.timings_s["save"] = time.perf_counter() - start
+        self.report.output_path = str(self.saved_path)
+        self.report.file_bytes_after = _model_file_bytes(self.saved_path)
+        return self.saved_path
+
+    def validate(self, config: ValidationConfig | None = None) -> ValidationReport:
+        """Compare the saved model with the original in onnxruntime; the result also goes in the report."""
+        if self.saved_path is None:
+            raise OnnxShareError("save the optimized model before validating it")
+        if config is None:
+            config = OptimizeConfig.from_dict(self.report.config).validation
+        start = time.perf_counter()
+        self.report.validation = compare_models(_as_model_file(self.source), self.saved_path, config)
+        self.report.timings_s["validate"] = time.perf_counter() - start
+        return self.report.validation
+
+
+def optimize(
+    model: ModelSource,
+    config: OptimizeConfig | Mapping[str, Any] | None = None,
+    *,
+    progress: bool = False,
+) -> OptimizeResult:
+    """Compress the weights of ``model`` (a path, ``onnx.ModelProto`` or ``ir.Model``; never modified)."""
+    if config is None:
+        config = OptimizeConfig()
+    elif not isinstance(config, OptimizeConfig):
+        config = OptimizeConfig.from_dict(config)
+    start = time.perf_counter()
+    loaded = load_model(model.clone() if isinstance(model, ir.Model) else model)
+    report = Report(tool_version=__version__, config=config.to_dict())
+    report.timings_s["load"] = time.perf_counter() - start
+    if isinstance(model, str | os.PathLike):
+        report.input_path = str(model)
+        report.file_bytes_before = _model_file_bytes(Path(model))
+    elif isinstance(model, onnx.ModelProto):
+        report.file_bytes_before = model.ByteSize()
+    report.opset_before = default_opset(loaded)
+
+    start = time.perf_counter()
+    skipped = select_weights(loaded, config).skipped
+    report.timings_s["discover"] = time.perf_counter() - start
+    for row in skipped:
+        log.debug("skip %s: %s", row.name, row.skipped)
+    report.tensors.extend(skipped)
+
+    for weight_pass in (ClusterWeightsPass(config, progress=progress), QuantizeWeightsPass(config, progress=progress)):
+        label = type(weight_pass).__name__
+        start = time.perf_counter()
+        result = weight_pass(loaded)
+        report.timings_s[label] = time.perf_counter() - start
+        report.tensors.extend(result.tensors)
+        report.notes.extend(result.notes)
+        changed = [t for t in result.tensors if t.scheme is not None]
+        if changed:
+            log.info(
+                "%s: %d tensors, %d -> %d bytes",
+                label,
+                len(changed),
+                sum(t.bytes_before for t in changed),
+                sum(t.bytes_after for t in changed),
+            )
+
+    report.opset_after = default_opset(loaded)
+    if report.compressed and report.opset_after is not None:
+        loaded.ir_version = min(max(loaded.ir_version, min_ir_version(report.opset_after)), MAX_IR_VERSION)
+    else:
+        report.notes.append("nothing new to compress: no selected weight is left in float form")
+    return OptimizeResult(loaded, report, model)
+
+
+def _model_file_bytes(path: Path) -> int:
+    """Size of an ONNX file plus the external data files it references."""
+    total = path.stat().st_size
+    proto = onnx.load(path, load_external_data=False)
+    locations = set()
+    for graph_proto in _all_graphs(proto.graph):
+        for tensor in graph_proto.initializer:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    locations.add(entry.value)
+    for location in locations:
+        data = path.parent / location
+        if data.is_file():
+            total += data.stat().st_size
+    return total
+
+
+def _all_graphs(graph: onnx.GraphProto):
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _all_graphs(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _all_graphs(sub)
+
+
+def _as_model_file(source: ModelSource) -> str | os.PathLike | bytes:
+    if isinstance(source, str | os.PathLike):
+        return source
+    if isinstance(source, ir.Model):
+        source = ir.to_proto(source)
+    return source.SerializeToString()

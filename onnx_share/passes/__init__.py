@@ -1,0 +1,1 @@
+"""Graph passes, one per module; each rewrites one pattern and reports what it changed."""

@@ -1,0 +1,194 @@
+"""Weight clustering: a float weight W becomes ``Gather(codebook, Cast(indices → int32))``.
+
+Per tensor: 1-D k-means over W gives a codebook of k = 2**bits centroids (in W's dtype) and one index per
+weight, stored in the smallest ONNX integer type that holds k (UINT2, UINT4, UINT8) with W's shape, so the
+``Gather`` output is W's shape. Per channel or per group of output channels: the channel axis is moved to the
+front, each group gets its own codebook row ([G, k]), ``GatherElements`` decodes [G, M], and ``Reshape`` plus
+``Transpose`` restore W's layout. The decoded value keeps W's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+import onnx_ir as ir
+from tqdm import tqdm
+
+from onnx_share.codebook.kmeans import kmeans_1d
+from onnx_share.codebook.metrics import relative_error
+from onnx_share.config import OptimizeConfig, WeightSpec
+from onnx_share.opset import raise_opset
+from onnx_share.passes.result import WeightPassResult
+from onnx_share.report import TensorReport
+from onnx_share.rewrite import NameScope, constant, node, replace_weight
+from onnx_share.selection import select_weights
+from onnx_share.weights import WeightTensor
+
+# (index bits it holds, ONNX type, numpy type, minimum default-domain opset)
+INDEX_STORAGE: tuple[tuple[int, ir.DataType, type, int], ...] = (
+    (2, ir.DataType.UINT2, ml_dtypes.uint2, 25),
+    (4, ir.DataType.UINT4, ml_dtypes.uint4, 21),
+    (8, ir.DataType.UINT8, np.uint8, 1),
+)
+
+
+@dataclass(frozen=True)
+class Codebook:
+    """Centroids [G, k] (G = 1 per tensor) and indices [G, M] over W moved channel-first."""
+
+    centroids: np.ndarray
+    indices: np.ndarray
+    axis: int | None
+    granularity: str
+    group_size: int | None
+
+    def decode(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The float64 tensor the codebook graph computes, in W's layout."""
+        flat = np.take_along_axis(self.centroids, self.indices.astype(np.int64), axis=1)
+        if self.axis is None:
+            return flat.reshape(shape)
+        moved = (shape[self.axis], *shape[: self.axis], *shape[self.axis + 1 :])
+        return np.moveaxis(flat.reshape(moved), 0, self.axis)
+
+
+def cluster_tensor(values: np.ndarray, spec: WeightSpec, axis: int | None, seed: int = 0) -> Codebook:
+    """k-means codebook(s) for ``values`` as ``spec`` asks (``axis``: output channels, None for per tensor)."""
+    granularity = "tensor" if axis is None else spec.granularity
+    data = values.astype(np.float64)
+    if granularity == "tensor":
+        rows, group_size = data.reshape(1, -1), None
+    else:
+        channels = data.shape[axis]
+        group_size = 1 if granularity == "channel" else _divisor_at_most(channels, spec.group_size)
+        rows = np.moveaxis(data, axis, 0).reshape(channels // group_size, -1)
+    k = spec.num_clusters
+    centroids = np.empty((rows.shape[0], k), dtype=np.float64)
+    indices = np.empty(rows.shape, dtype=np.uint8)
+    for g, row in enumerate(rows):
+        result = kmeans_1d(row, k, init=spec.init, seed=seed)
+        centroids[g, : len(result.centroids)] = result.centroids
+        centroids[g, len(result.centroids) :] = result.centroids[-1]
+        indices[g] = result.labels
+    return Codebook(centroids, indices, None if granularity == "tensor" else axis, granularity, group_size)
+
+
+def _divisor_at_most(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` not above ``limit`` (groups must tile the channels exactly)."""
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
+
+
+class ClusterWeightsPass(ir.passes.InPlacePass):
+    """Replace every selected weight whose spec has ``scheme="lut"`` by a k-means codebook subgraph."""
+
+    def __init__(self, config: OptimizeConfig, *, progress: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.progress = progress
+
+    def call(self, model: ir.Model) -> WeightPassResult:
+        chosen = select_weights(model, self.config, "lut").chosen
+        names = NameScope(model)
+        result = WeightPassResult(model, modified=bool(chosen))
+        opset_refusals: dict[int, list[str]] = {}
+        for weight, spec in tqdm(chosen, desc="clustering", unit="tensor", disable=not self.progress):
+            result.tensors.append(self._rewrite(model, weight, spec, names, opset_refusals))
+        for target, blockers in sorted(opset_refusals.items()):
+            if blockers:
+                result.notes.append(
+                    f"opset {target} needed for packed indices but not safe to raise "
+                    f"({', '.join(blockers[:5])}); those indices are stored as UINT8"
+                )
+        return result
+
+    def _rewrite(
+        self,
+        model: ir.Model,
+        weight: WeightTensor,
+        spec: WeightSpec,
+        names: NameScope,
+        opset_refusals: dict[int, list[str]],
+    ) -> TensorReport:
+        original = weight.numpy()
+        notes = []
+        axis = None
+        if spec.granularity in ("channel", "group"):
+            axis = weight.channel_axis
+            if axis is None:
+                notes.append(f"{spec.granularity} granularity needs one output-channel axis; used per tensor")
+        codebook = cluster_tensor(original, spec, axis, self.config.seed)
+        codebook = Codebook(
+            codebook.centroids.astype(original.dtype).astype(np.float64),
+            codebook.indices,
+            codebook.axis,
+            codebook.granularity,
+            codebook.group_size,
+        )
+        storage = self._index_storage(model, spec.index_bits, opset_refusals)
+        nodes, initializers = self._decode_graph(weight, codebook, storage, original.dtype, names)
+        replace_weight(weight, nodes, initializers)
+        decoded = codebook.decode(weight.shape)
+        return TensorReport(
+            name=weight.name,
+            consumers=list(weight.op_types),
+            shape=list(weight.shape),
+            dtype=weight.dtype.name,
+            bytes_before=int(original.nbytes),
+            bytes_after=sum(v.const_value.nbytes for v in initializers if v.const_value is not None),
+            scheme="lut",
+            bits=spec.index_bits,
+            clusters=spec.num_clusters,
+            granularity=codebook.granularity,
+            group_size=codebook.group_size,
+            storage=storage[1].name,
+            relative_error=relative_error(original, decoded),
+            notes=notes,
+        )
+
+    @staticmethod
+    def _index_storage(
+        model: ir.Model, bits: int, opset_refusals: dict[int, list[str]]
+    ) -> tuple[int, ir.DataType, type, int]:
+        for storage in INDEX_STORAGE:
+            capacity, _, _, min_opset = storage
+            if bits > capacity:
+                continue
+            if min_opset not in opset_refusals:
+                opset_refusals[min_opset] = raise_opset(model, min_opset)
+            if not opset_refusals[min_opset]:
+                return storage
+        return INDEX_STORAGE[-1]
+
+    @staticmethod
+    def _decode_graph(
+        weight: WeightTensor,
+        codebook: Codebook,
+        storage: tuple[int, ir.DataType, type, int],
+        dtype: np.dtype,
+        names: NameScope,
+    ) -> tuple[list[ir.Node], list[ir.Value]]:
+        name, shape = weight.name, weight.shape
+        index_type = storage[2]
+        if codebook.axis is None:
+            table = constant(names, f"{name}_codebook", codebook.centroids[0].astype(dtype))
+            indices = constant(names, f"{name}_indices", codebook.indices.reshape(shape).astype(index_type))
+            cast = node("Cast", [indices], f"{name}/decode/Cast", to=ir.DataType.INT32)
+            gather = node("Gather", [table, cast.outputs[0]], f"{name}/decode/Gather", axis=0)
+            return [cast, gather], [table, indices]
+        axis = codebook.axis
+        moved = (shape[axis], *shape[:axis], *shape[axis + 1 :])
+        table = constant(names, f"{name}_codebook", codebook.centroids.astype(dtype))
+        indices = constant(names, f"{name}_indices", codebook.indices.astype(index_type))
+        target_shape = constant(names, f"{name}_shape", np.array(moved, dtype=np.int64))
+        cast = node("Cast", [indices], f"{name}/decode/Cast", to=ir.DataType.INT32)
+        gather = node(
+            "GatherElements", [table, cast.outputs[0]], f"{name}/decode/GatherElements", axis=1
+        )
+        reshape = node("Reshape", [gather.outputs[0], target_shape], f"{name}/decode/Reshape")
+        nodes = [cast, gather, reshape]
+        if axis != 0:
+            perm = [*range(1, axis + 1), 0, *range(axis + 1, len(shape))]
+            nodes.append(node("Transpose", [reshape.outputs[0]], f"{name}/decode/Transpose", perm=perm))
+        return nodes, [table, indices, target_shape]
+

@@ -1,0 +1,162 @@
+"""Uniform weight quantization: a float weight W becomes ``DequantizeLinear(q, scale[, zero_point])``.
+
+``q`` is INT8/INT4/INT2 (symmetric, no zero point: what TensorRT accepts) or UINT8/UINT4/UINT2 with a zero
+point. Scales are per tensor, per output channel (``axis``), or per block along the reduction axis
+(``block_size``). For a MatMul weight [K, N] blocked along axis 0 with a power-of-two block of 16-256,
+onnxruntime fuses ``DequantizeLinear → MatMul`` into ``MatMulNBits``. The output keeps W's name.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import onnx_ir as ir
+from tqdm import tqdm
+
+from onnx_share.codebook.metrics import relative_error
+from onnx_share.codebook.uniform import UniformGrid, quantize_uniform
+from onnx_share.config import OptimizeConfig, WeightSpec
+from onnx_share.opset import raise_opset
+from onnx_share.passes.result import WeightPassResult
+from onnx_share.report import TensorReport
+from onnx_share.rewrite import NameScope, constant, node, replace_weight
+from onnx_share.selection import select_weights
+from onnx_share.weights import WeightTensor
+
+# bits -> (signed type, numpy type, unsigned type, numpy type, minimum opset)
+QUANT_TYPES: dict[int, tuple[ir.DataType, type, ir.DataType, type, int]] = {
+    8: (ir.DataType.INT8, np.int8, ir.DataType.UINT8, np.uint8, 10),
+    4: (ir.DataType.INT4, ml_dtypes.int4, ir.DataType.UINT4, ml_dtypes.uint4, 21),
+    2: (ir.DataType.INT2, ml_dtypes.int2, ir.DataType.UINT2, ml_dtypes.uint2, 25),
+}
+PER_AXIS_MIN_OPSET = 13
+BLOCKED_MIN_OPSET = 21
+HALF_SCALE_MIN_OPSET = 19
+FUSABLE_OPS = frozenset({"MatMul", "Gemm"})
+
+
+class QuantizeWeightsPass(ir.passes.InPlacePass):
+    """Replace every selected weight whose spec has ``scheme="uniform"`` by a ``DequantizeLinear`` node."""
+
+    def __init__(self, config: OptimizeConfig, *, progress: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.progress = progress
+
+    def call(self, model: ir.Model) -> WeightPassResult:
+        chosen = select_weights(model, self.config, "uniform").chosen
+        names = NameScope(model)
+        result = WeightPassResult(model, modified=False)
+        for weight, spec in tqdm(chosen, desc="quantizing", unit="tensor", disable=not self.progress):
+            layout, notes = _layout(weight, spec)
+            blockers = raise_opset(model, _min_opset(weight, spec, layout))
+            if blockers:
+                result.tensors.append(_refused(weight, spec, blockers))
+                continue
+            result.tensors.append(_rewrite(weight, spec, layout, notes, names))
+            result.modified = True
+        return result
+
+
+def _layout(weight: WeightTensor, spec: WeightSpec) -> tuple[tuple[str, int | None, int | None], list[str]]:
+    """(granularity, axis, block size) for the weight, falling back where its consumers give no axis."""
+    granularity = spec.granularity
+    notes: list[str] = []
+    if granularity == "auto":
+        fusable = set(weight.op_types) <= FUSABLE_OPS and len(weight.shape) == 2
+        granularity = "group" if fusable and weight.reduction_axis is not None else "channel"
+    if granularity == "group":
+        axis = weight.reduction_axis
+        if axis is not None:
+            return ("group", axis, min(spec.group_size, weight.shape[axis])), notes
+        notes.append("no single reduction axis for blocks; used per channel")
+        granularity = "channel"
+    if granularity == "channel":
+        axis = weight.channel_axis
+        if axis is not None:
+            return ("channel", axis, None), notes
+        notes.append("no single output-channel axis; used per tensor")
+    return ("tensor", None, None), notes
+
+
+def _min_opset(weight: WeightTensor, spec: WeightSpec, layout: tuple[str, int | None, int | None]) -> int:
+    """The oldest DequantizeLinear that takes this integer type, scale dtype and layout."""
+    _, axis, block_size = layout
+    needed = [QUANT_TYPES[spec.bits][4]]
+    if axis is not None:
+        needed.append(BLOCKED_MIN_OPSET if block_size is not None else PER_AXIS_MIN_OPSET)
+    if weight.dtype != ir.DataType.FLOAT:
+        needed.append(HALF_SCALE_MIN_OPSET)
+    return max(needed)
+
+
+def _rewrite(
+    weight: WeightTensor,
+    spec: WeightSpec,
+    layout: tuple[str, int | None, int | None],
+    notes: list[str],
+    names: NameScope,
+) -> TensorReport:
+    granularity, axis, block_size = layout
+    original = weight.numpy()
+    grid = quantize_uniform(
+        original, spec.bits, symmetric=spec.symmetric, axis=axis, block_size=block_size,
+        scale_dtype=original.dtype,
+    )
+    nodes, initializers = _dequantize_graph(weight, spec, grid, names)
+    replace_weight(weight, nodes, initializers)
+    return TensorReport(
+        name=weight.name,
+        consumers=list(weight.op_types),
+        shape=list(weight.shape),
+        dtype=weight.dtype.name,
+        bytes_before=int(original.nbytes),
+        bytes_after=sum(v.const_value.nbytes for v in initializers if v.const_value is not None),
+        scheme="uniform",
+        bits=spec.bits,
+        clusters=2**spec.bits,
+        granularity=granularity,
+        group_size=block_size,
+        storage=_quant_type(spec)[0].name,
+        relative_error=relative_error(original, grid.dequantize()),
+        notes=notes,
+    )
+
+
+def _quant_type(spec: WeightSpec) -> tuple[ir.DataType, type]:
+    signed, signed_np, unsigned, unsigned_np, _ = QUANT_TYPES[spec.bits]
+    return (signed, signed_np) if spec.symmetric else (unsigned, unsigned_np)
+
+
+def _dequantize_graph(
+    weight: WeightTensor, spec: WeightSpec, grid: UniformGrid, names: NameScope
+) -> tuple[list[ir.Node], list[ir.Value]]:
+    name = weight.name
+    _, quant_np = _quant_type(spec)
+    quantized = constant(names, f"{name}_quantized", grid.quantized.astype(quant_np))
+    scale = constant(names, f"{name}_scale", grid.scale)
+    inputs = [quantized, scale]
+    if grid.zero_point is not None:
+        inputs.append(constant(names, f"{name}_zero_point", grid.zero_point.astype(quant_np)))
+    attributes: dict[str, int] = {}
+    if grid.axis is not None:
+        attributes["axis"] = grid.axis
+    if grid.block_size is not None:
+        attributes["block_size"] = grid.block_size
+    dequantize = node("DequantizeLinear", inputs, f"{name}/decode/DequantizeLinear", **attributes)
+    return [dequantize], inputs
+
+
+def _refused(weight: WeightTensor, spec: WeightSpec, blockers: list[str]) -> TensorReport:
+    return TensorReport(
+        name=weight.name,
+        consumers=list(weight.op_types),
+        shape=list(weight.shape),
+        dtype=weight.dtype.name,
+        bytes_before=0,
+        bytes_after=0,
+        skipped=(
+            f"uniform {spec.bits}-bit needs a newer opset, which is not safe to raise here "
+            f"({', '.join(blockers[:5])})"
+        ),
+    )

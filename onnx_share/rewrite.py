@@ -1,0 +1,72 @@
+"""Graph surgery shared by the weight passes: swap a constant weight for a small decoding subgraph."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import onnx_ir as ir
+
+from onnx_share.weights import WeightTensor
+
+
+class NameScope:
+    """Value names already used anywhere in a model, handing out fresh ones derived from a base name."""
+
+    def __init__(self, model: ir.Model) -> None:
+        self._taken: set[str] = set()
+        for graph in model.graphs():
+            self._taken.update(v.name for v in graph.inputs if v.name)
+            self._taken.update(graph.initializers)
+            for node in graph:
+                self._taken.update(v.name for v in node.outputs if v.name)
+
+    def fresh(self, base: str) -> str:
+        name, n = base, 1
+        while name in self._taken:
+            name = f"{base}_{n}"
+            n += 1
+        self._taken.add(name)
+        return name
+
+
+def constant(names: NameScope, base: str, array: np.ndarray) -> ir.Value:
+    """A new constant value (to be registered as an initializer) named after ``base``."""
+    name = names.fresh(base)
+    return ir.Value(name=name, const_value=ir.tensor(array, name=name))
+
+
+def replace_weight(
+    weight: WeightTensor,
+    nodes: Sequence[ir.Node],
+    initializers: Sequence[ir.Value],
+) -> None:
+    """Make ``nodes`` (whose last output decodes the weight) stand in for the constant ``weight``.
+
+    The decoded value keeps the weight's name, dtype and shape, so later passes and layer-wise comparisons
+    still find it; its consumers, in this graph or in subgraphs below it, are rewired to it.
+    """
+    graph, old = weight.graph, weight.value
+    name, dtype, shape = weight.name, weight.dtype, weight.shape
+    decoded = nodes[-1].outputs[0]
+    if weight.constant_node is not None:
+        graph.insert_before(weight.constant_node, nodes)
+    else:
+        graph.initializers.pop(name)
+        if len(graph) > 0:
+            graph.insert_before(graph.node(0), nodes)
+        else:
+            graph.extend(nodes)
+    old.replace_all_uses_with(decoded)
+    if weight.constant_node is not None:
+        graph.remove(weight.constant_node, safe=True)
+    decoded.name = name
+    decoded.dtype = dtype
+    decoded.shape = ir.Shape(shape)
+    for value in initializers:
+        graph.register_initializer(value)
+
+
+def node(op_type: str, inputs: Sequence[ir.Value], name: str, **attributes: object) -> ir.Node:
+    """A default-domain node with one output and a readable node name."""
+    return ir.node(op_type, list(inputs), attributes or None, name=name)

@@ -1,0 +1,237 @@
+"""Weight discovery: which constant float tensors are learned weights of compute ops, and their layout.
+
+A weight is a float32/float16/bfloat16 tensor held in an initializer or a ``Constant`` node (main graph or
+any ``If``/``Loop``/``Scan`` body) that feeds the weight input of a compute op, possibly through
+``Identity``, a float-to-float ``Cast`` or a ``Transpose``. Its output-channel axis (the axis that indexes the
+consumer's output features) and reduction axis come from the consumer. Everything else is reported as
+skipped with a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import onnx_ir as ir
+
+FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16})
+PASS_THROUGH_OPS = frozenset({"Identity", "Cast", "Transpose"})
+# Ops that read only a tensor's shape: a rewritten tensor of the same shape serves them unchanged.
+SHAPE_READERS = frozenset({"Shape", "Size"})
+RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
+
+
+@dataclass(frozen=True)
+class WeightUse:
+    """One consumer slot that reads a tensor as a weight, with the tensor's axes as that op sees them."""
+
+    op_type: str
+    input_index: int
+    channel_axis: int | None
+    reduction_axis: int | None
+
+
+@dataclass
+class WeightTensor:
+    """A compressible weight and where it lives in the model."""
+
+    value: ir.Value
+    graph: ir.Graph
+    constant_node: ir.Node | None
+    uses: tuple[WeightUse, ...]
+
+    @property
+    def name(self) -> str:
+        return self.value.name or ""
+
+    @property
+    def tensor(self) -> ir.TensorProtocol:
+        if self.constant_node is not None:
+            return self.constant_node.attributes["value"].as_tensor()
+        assert self.value.const_value is not None
+        return self.value.const_value
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.tensor.shape)
+
+    @property
+    def dtype(self) -> ir.DataType:
+        return self.tensor.dtype
+
+    @property
+    def op_types(self) -> tuple[str, ...]:
+        return tuple(sorted({use.op_type for use in self.uses}))
+
+    @property
+    def channel_axis(self) -> int | None:
+        """The output-channel axis all consumers agree on, or None."""
+        axes = {use.channel_axis for use in self.uses}
+        return axes.pop() if len(axes) == 1 else None
+
+    @property
+    def reduction_axis(self) -> int | None:
+        """The reduction (input-feature) axis all consumers agree on, or None."""
+        axes = {use.reduction_axis for use in self.uses}
+        return axes.pop() if len(axes) == 1 else None
+
+    def numpy(self) -> np.ndarray:
+        return self.tensor.numpy()
+
+
+@dataclass(frozen=True)
+class SkippedTensor:
+    """A constant float tensor left alone, and why."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    consumers: tuple[str, ...]
+    reason: str
+
+
+@dataclass
+class Discovery:
+    weights: list[WeightTensor]
+    skipped: list[SkippedTensor]
+
+
+def find_weights(model: ir.Model, *, min_elements: int = 4096) -> Discovery:
+    """Classify every constant tensor of every graph in ``model`` as a weight or a skipped tensor."""
+    found = Discovery([], [])
+    for value, graph, constant_node, tensor in _constant_tensors(model):
+        uses = _uses_of(value)
+        consumers = tuple(sorted({f"{node.op_type}:{index}" for node, index in uses}))
+        shape = tuple(int(d) for d in tensor.shape)
+        reason = _skip_reason(value, tensor, uses, min_elements)
+        weight_uses: list[WeightUse] = []
+        if reason is None:
+            weight_uses, reason = _weight_uses(value, len(shape))
+        if reason is None:
+            found.weights.append(WeightTensor(value, graph, constant_node, tuple(weight_uses)))
+        else:
+            found.skipped.append(SkippedTensor(value.name or "", shape, tensor.dtype.name, consumers, reason))
+    return found
+
+
+def _constant_tensors(
+    model: ir.Model,
+) -> Iterator[tuple[ir.Value, ir.Graph, ir.Node | None, ir.TensorProtocol]]:
+    for graph in model.graphs():
+        for value in list(graph.initializers.values()):
+            if value.const_value is not None:
+                yield value, graph, None, value.const_value
+        for node in list(graph):
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and "value" in node.attributes:
+                yield node.outputs[0], graph, node, node.attributes["value"].as_tensor()
+
+
+def _uses_of(value: ir.Value) -> list[tuple[ir.Node, int]]:
+    return sorted(((use.node, use.idx) for use in value.uses()), key=lambda u: (u[0].op_type, u[1]))
+
+
+def _skip_reason(
+    value: ir.Value, tensor: ir.TensorProtocol, uses: list[tuple[ir.Node, int]], min_elements: int
+) -> str | None:
+    if tensor.dtype not in FLOAT_TYPES:
+        kind = "integer" if tensor.dtype.is_integer() else "unsupported"
+        return f"{kind} dtype {tensor.dtype.name}"
+    if value.is_graph_input():
+        return "is a graph input (can be overridden at run time)"
+    if value.is_graph_output():
+        return "is a graph output"
+    size = int(np.prod([int(d) for d in tensor.shape], dtype=np.int64))
+    if size < min_elements:
+        return f"{size} elements < min_elements {min_elements}"
+    if not uses:
+        return "unused"
+    return None
+
+
+def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | None]:
+    """Weight slots reached from ``value`` (through pass-through ops), or a reason it is not a weight."""
+    found: list[WeightUse] = []
+    stack: list[tuple[ir.Value, tuple[int, ...]]] = [(value, tuple(range(rank)))]
+    while stack:
+        current, axes = stack.pop()  # axes[i]: axis of the original tensor that is axis i of `current`
+        for node, index in _uses_of(current):
+            if node.op_type in SHAPE_READERS and node.domain in ("", "ai.onnx"):
+                continue
+            through = _pass_through(node, axes)
+            if through is not None:
+                if node.outputs[0].is_graph_output():
+                    return [], f"reaches a graph output through {node.op_type}"
+                stack.append((node.outputs[0], through))
+                continue
+            use = _weight_use(node, index, len(axes))
+            if use is None:
+                return [], f"also feeds {node.op_type} input {index}, which is not a weight input"
+            found.append(
+                WeightUse(
+                    use.op_type,
+                    use.input_index,
+                    None if use.channel_axis is None else axes[use.channel_axis],
+                    None if use.reduction_axis is None else axes[use.reduction_axis],
+                )
+            )
+    if not found:
+        return [], "not a weight of a compute op"
+    return found, None
+
+
+def _pass_through(node: ir.Node, axes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """How ``node`` maps the original tensor's axes, if it is a value-preserving pass-through."""
+    if node.domain not in ("", "ai.onnx") or node.op_type not in PASS_THROUGH_OPS:
+        return None
+    if node.op_type == "Cast":
+        to = node.attributes.get("to")
+        return axes if to is not None and ir.DataType(to.as_int()) in FLOAT_TYPES else None
+    if node.op_type == "Transpose":
+        perm_attr = node.attributes.get("perm")
+        perm = perm_attr.as_ints() if perm_attr is not None else list(reversed(range(len(axes))))
+        return tuple(axes[p] for p in perm)
+    return axes
+
+
+def _weight_use(node: ir.Node, index: int, rank: int) -> WeightUse | None:
+    """The weight slot ``node`` input ``index`` is, with axes in the coordinates of that input."""
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    op = node.op_type
+    axes: tuple[int | None, int | None] | None = None
+    if op == "Conv" and index == 1:
+        axes = (0, 1)
+    elif op == "ConvTranspose" and index == 1:
+        axes = (1, 0)
+    elif op == "MatMul" and index in (0, 1):
+        if rank >= 2:
+            axes = (rank - 1, rank - 2) if index == 1 else (rank - 2, rank - 1)
+        else:
+            axes = (None, 0)
+    elif op == "Gemm" and index in (0, 1):
+        transposed = _int_attr(node, "transB" if index == 1 else "transA", 0)
+        axes = ((0, 1) if transposed else (1, 0)) if index == 1 else ((1, 0) if transposed else (0, 1))
+    elif op in RECURRENT_OPS and index in (1, 2):
+        axes = (1, 2)
+    elif op == "Gather" and index == 0 and not _is_constant_expression(node.inputs[1]):
+        gather_axis = _int_attr(node, "axis", 0)
+        axes = (gather_axis % rank if rank else None, None)
+    if axes is None:
+        return None
+    return WeightUse(op, index, axes[0], axes[1])
+
+
+def _is_constant_expression(value: ir.Value | None, depth: int = 4) -> bool:
+    """Whether ``value`` is computed from constants alone (within ``depth`` producers), e.g. codebook indices."""
+    if value is None or ir.convenience.get_const_tensor(value) is not None:
+        return True
+    producer = value.producer()
+    if producer is None or depth == 0 or value.is_graph_input():
+        return False
+    return all(_is_constant_expression(v, depth - 1) for v in producer.inputs)
+
+
+def _int_attr(node: ir.Node, name: str, default: int) -> int:
+    attr = node.attributes.get(name)
+    return attr.as_int() if attr is not None else default
