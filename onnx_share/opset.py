@@ -1,4 +1,10 @@
-"""Raising a model's default-domain opset when no operator it uses changes meaning between the versions."""
+"""Raising a model's default-domain opset when no operator it uses changes meaning between the versions.
+
+Most new operator versions only accept more types, or add an optional attribute or trailing optional input
+whose default keeps the old behaviour. Those keep every existing node's meaning, so the opset import can be
+raised without touching a node. Anything else (an attribute removed or its default changed, inputs moved)
+blocks the change, as do the few versions whose meaning changed with an unchanged signature.
+"""
 
 from __future__ import annotations
 
@@ -34,9 +40,45 @@ def opset_blockers(model: ir.Model, target: int) -> list[str]:
         except onnx.defs.SchemaError:
             blockers.append(f"{op_type} (unknown operator)")
             continue
-        if before != after:
+        if before != after and not _compatible(op_type, current, target):
             blockers.append(f"{op_type} (changed in opset {after})")
     return blockers
+
+
+# Versions whose meaning changed although their signature did not.
+SEMANTIC_CHANGES: dict[str, int] = {"GroupNormalization": 21}
+
+
+def _compatible(op_type: str, current: int, target: int) -> bool:
+    """Whether ``op_type`` nodes valid at ``current`` mean the same at ``target``."""
+    old, new = onnx.defs.get_schema(op_type, current), onnx.defs.get_schema(op_type, target)
+    if current < SEMANTIC_CHANGES.get(op_type, 0) <= target:
+        return False
+    for name, attribute in old.attributes.items():
+        changed = new.attributes.get(name)
+        if changed is None or changed.type != attribute.type or changed.required != attribute.required:
+            return False
+        if changed.default_value.SerializeToString() != attribute.default_value.SerializeToString():
+            return False
+    if any(attr.required for name, attr in new.attributes.items() if name not in old.attributes):
+        return False
+    if not _params_extend(old.inputs, new.inputs) or not _params_extend(old.outputs, new.outputs):
+        return False
+    new_types = {c.type_param_str: set(c.allowed_type_strs) for c in new.type_constraints}
+    return all(set(c.allowed_type_strs) <= new_types.get(c.type_param_str, set()) for c in old.type_constraints)
+
+
+def _params_extend(old: list, new: list) -> bool:
+    """``new`` keeps ``old``'s parameters in order (or makes them optional) and adds only optional ones."""
+    optional = onnx.defs.OpSchema.FormalParameterOption.Optional
+    if len(new) < len(old):
+        return False
+    for before, after in zip(old, new, strict=False):
+        if before.name != after.name or before.type_str != after.type_str:
+            return False
+        if after.option != before.option and after.option != optional:
+            return False
+    return all(p.option == optional for p in new[len(old) :])
 
 
 def raise_opset(model: ir.Model, target: int) -> list[str]:

@@ -67,6 +67,8 @@ def replace_weight(
         graph.register_initializer(value)
 
 
-def node(op_type: str, inputs: Sequence[ir.Value], name: str, **attributes: object) -> ir.Node:
-    """A default-domain node with one output and a readable node name."""
-    return ir.node(op_type, list(inputs), attributes or None, name=name)
+def node(op_type: str, inputs: Sequence[ir.Value], name: str, names: NameScope, **attributes: object) -> ir.Node:
+    """A default-domain node named ``name`` whose one output gets a fresh model-wide unique name."""
+    created = ir.node(op_type, list(inputs), attributes or None, name=name)
+    created.outputs[0].name = names.fresh(name)
+    return created

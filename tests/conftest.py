@@ -38,8 +38,11 @@ def tensor_info(name: str, elem_type: int, shape: Sequence[int | str | None]) ->
 
 
 def run(model: onnx.ModelProto | str | Path, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Run in onnxruntime; fused MatMulNBits computes in fp32 (accuracy level 1) so results are exact."""
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "1")
+    session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     return session.run(None, dict(feeds))
 
 
@@ -53,12 +56,14 @@ def with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProt
 
 
 def replace_initializers(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray]) -> onnx.ModelProto:
-    """A copy of ``model`` with the named initializers' values replaced."""
+    """A copy of ``model`` with the named main-graph initializers' or Constant nodes' values replaced."""
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    for tensor in copy.graph.initializer:
-        if tensor.name in arrays:
-            tensor.CopyFrom(onh.from_array(arrays[tensor.name].astype(onh.to_array(tensor).dtype), tensor.name))
+    tensors = [(t.name, t) for t in copy.graph.initializer]
+    tensors += [(n.output[0], n.attribute[0].t) for n in copy.graph.node if n.op_type == "Constant"]
+    for name, tensor in tensors:
+        if name in arrays:
+            tensor.CopyFrom(onh.from_array(arrays[name].astype(onh.to_array(tensor).dtype), tensor.name))
     return copy
 
 

@@ -173,22 +173,22 @@ class ClusterWeightsPass(ir.passes.InPlacePass):
         if codebook.axis is None:
             table = constant(names, f"{name}_codebook", codebook.centroids[0].astype(dtype))
             indices = constant(names, f"{name}_indices", codebook.indices.reshape(shape).astype(index_type))
-            cast = node("Cast", [indices], f"{name}/decode/Cast", to=ir.DataType.INT32)
-            gather = node("Gather", [table, cast.outputs[0]], f"{name}/decode/Gather", axis=0)
+            cast = node("Cast", [indices], f"{name}/decode/Cast", names, to=ir.DataType.INT32)
+            gather = node("Gather", [table, cast.outputs[0]], f"{name}/decode/Gather", names, axis=0)
             return [cast, gather], [table, indices]
         axis = codebook.axis
         moved = (shape[axis], *shape[:axis], *shape[axis + 1 :])
         table = constant(names, f"{name}_codebook", codebook.centroids.astype(dtype))
         indices = constant(names, f"{name}_indices", codebook.indices.astype(index_type))
         target_shape = constant(names, f"{name}_shape", np.array(moved, dtype=np.int64))
-        cast = node("Cast", [indices], f"{name}/decode/Cast", to=ir.DataType.INT32)
+        cast = node("Cast", [indices], f"{name}/decode/Cast", names, to=ir.DataType.INT32)
         gather = node(
-            "GatherElements", [table, cast.outputs[0]], f"{name}/decode/GatherElements", axis=1
+            "GatherElements", [table, cast.outputs[0]], f"{name}/decode/GatherElements", names, axis=1
         )
-        reshape = node("Reshape", [gather.outputs[0], target_shape], f"{name}/decode/Reshape")
+        reshape = node("Reshape", [gather.outputs[0], target_shape], f"{name}/decode/Reshape", names)
         nodes = [cast, gather, reshape]
         if axis != 0:
             perm = [*range(1, axis + 1), 0, *range(axis + 1, len(shape))]
-            nodes.append(node("Transpose", [reshape.outputs[0]], f"{name}/decode/Transpose", perm=perm))
+            nodes.append(node("Transpose", [reshape.outputs[0]], f"{name}/decode/Transpose", names, perm=perm))
         return nodes, [table, indices, target_shape]
 

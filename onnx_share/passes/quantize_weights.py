@@ -118,7 +118,7 @@ def _rewrite(
         granularity=granularity,
         group_size=block_size,
         storage=_quant_type(spec)[0].name,
-        relative_error=relative_error(original, grid.dequantize()),
+        relative_error=relative_error(original, grid.dequantize().astype(original.dtype)),
         notes=notes,
     )
 
@@ -143,7 +143,7 @@ def _dequantize_graph(
         attributes["axis"] = grid.axis
     if grid.block_size is not None:
         attributes["block_size"] = grid.block_size
-    dequantize = node("DequantizeLinear", inputs, f"{name}/decode/DequantizeLinear", **attributes)
+    dequantize = node("DequantizeLinear", inputs, f"{name}/decode/DequantizeLinear", names, **attributes)
     return [dequantize], inputs
 
 
