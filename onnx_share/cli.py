@@ -14,7 +14,7 @@ from onnx_share import __version__
 from onnx_share.config import GRANULARITIES, SCHEMES, OptimizeConfig, load_config
 from onnx_share.errors import OnnxShareError
 from onnx_share.model_io import same_file
-from onnx_share.validation import parse_input_shapes
+from onnx_share.validation import check_validation_inputs, parse_input_shapes
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -154,6 +154,8 @@ def run_optimize(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = optimize(args.input, config, progress=progress)
+    if config.validation.enabled:
+        check_validation_inputs(args.input, config.validation)
     result.save(args.output)
     status = EXIT_OK
     if config.validation.enabled:

@@ -50,7 +50,11 @@ def _load_path(path: Path) -> ir.Model:
     try:
         model = ir.load(path)
     except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning, ValueError... depending on damage
-        raise OnnxShareError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {exc})") from exc
+        root = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
+        detail = (str(root).strip().splitlines() or [type(root).__name__])[0][:200]
+        raise OnnxShareError(f"{path}: not a valid ONNX model ({type(root).__name__}: {detail})") from exc
     if model.ir_version is None or model.ir_version < 1 or (len(model.graph) == 0 and not model.graph.outputs):
         raise OnnxShareError(f"{path}: not an ONNX model (no IR version or empty graph)")
     _check_external_data(model, path.parent)

@@ -33,7 +33,8 @@ class NameScope:
 def constant(names: NameScope, base: str, array: np.ndarray) -> ir.Value:
     """A new constant value (to be registered as an initializer) named after ``base``."""
     name = names.fresh(base)
-    return ir.Value(name=name, const_value=ir.tensor(array, name=name))
+    tensor = ir.tensor(array, name=name)
+    return ir.Value(name=name, type=ir.TensorType(tensor.dtype), shape=tensor.shape, const_value=tensor)
 
 
 def replace_weight(

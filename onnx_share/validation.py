@@ -56,6 +56,12 @@ def parse_input_shapes(specs: Sequence[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def check_validation_inputs(model: ModelFile, config: ValidationConfig) -> None:
+    """Fail early, before any work, on input files that cannot be read or shapes for unknown inputs."""
+    load_inputs(config.inputs)
+    _input_metadata(model, config.input_shapes)
+
+
 def compare_models(original: ModelFile, rewritten: ModelFile, config: ValidationConfig) -> ValidationReport:
     """Run both models in onnxruntime on the same inputs and measure how far each output moved."""
     reference_model = _model_bytes_or_path(original)

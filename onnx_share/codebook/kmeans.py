@@ -37,12 +37,16 @@ __all__ = ["INIT_METHODS", "KMeansResult", "kmeans_1d", "kmeans_1d_exact"]
 INIT_METHODS: tuple[str, ...] = ("optimal", "linear", "density", "random", "kmeans++")
 
 # Mantissa bits of the float-bit histogram keys (2**-_FINE_BITS relative bin width).
-_FINE_BITS = 12
+_FINE_BITS = 10
 # Exponent window of the keys: values more than 2**-253 below the largest |y| share one bin.
 _EXP_WINDOW = 255
 # The DP runs on about this many merged groups per cluster (and at least _MIN_GROUPS).
 _GROUPS_PER_CLUSTER = 8
 _MIN_GROUPS = 256
+# Bin-level refinement: each cut is searched within this many cluster widths (in groups) either side,
+# re-centred until stable. One width was enough in every measured case; two leave a margin.
+_REFINE_CLUSTER_WIDTHS = 2
+_REFINE_MAX_ROUNDS = 64
 # Inputs up to this size use the sorted-distinct-values path (a sort is cheap there).
 _SORT_PATH_MAX_N = 1 << 15
 # A bin cut by a boundary may hold at most this share of the lighter neighbouring cluster's weight;
@@ -54,6 +58,9 @@ _POLISH_MAX_ITER = 300
 # Above this many DP table cells (k * n), the exact DP recovers the partition by Hirschberg splitting.
 _DP_TABLE_MAX_CELLS = 1 << 26
 _CHUNK = 1024
+# Label table entries: first possible label in the low bits, number of boundaries in the key above.
+_SPAN_SHIFT = 32
+_LABEL_MASK = (1 << _SPAN_SHIFT) - 1
 
 
 @dataclass(frozen=True)
@@ -293,15 +300,18 @@ def _result(cx: np.ndarray, labels: np.ndarray, acc: np.ndarray, pinned_idx: int
     centroids = cx + shift
     if pinned_idx >= 0:
         centroids[pinned_idx] = 0.0
-    # Rounding can only reorder centroids that are equal to within an ulp; keep the contract anyway.
+    return _sorted_result(centroids, labels, float(np.sum(np.maximum(sse_parts, 0.0))))
+
+
+def _sorted_result(centroids: np.ndarray, labels: np.ndarray, sse: float) -> KMeansResult:
+    """Build the result; rounding can only swap centroids equal to within an ulp, but keep the contract."""
     if np.any(np.diff(centroids) < 0):
         order = np.argsort(centroids, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
         centroids = centroids[order]
         labels = rank[labels].astype(labels.dtype)
-    sse = float(max(np.sum(np.maximum(sse_parts, 0.0)), 0.0))
-    return KMeansResult(centroids=centroids, labels=labels, sse=sse)
+    return KMeansResult(centroids=centroids, labels=labels, sse=max(float(sse), 0.0))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -421,17 +431,12 @@ def _fill_empty(u: np.ndarray, wu: np.ndarray, cent: np.ndarray, k: int) -> np.n
 def _cluster_histogram(prep: _Prepared, max_iter: int) -> KMeansResult | None:
     """The fast path; returns None when the histogram is too coarse for the data (use the sorted path)."""
     m = _FINE_BITS
-    half = _EXP_WINDOW << m
-    table = np.zeros((2 * half, 5))
-    seen = np.zeros(2 * half, dtype=np.uint8)
-    keys = np.empty(min(prep.x.size, 2 * half), dtype=np.int64)
-    nk = _histogram(prep.x, prep.w, prep.weighted, prep.center, prep.scale, m, prep.pin_zero, table, seen, keys)
+    nkeys = 2 * (_EXP_WINDOW << m)
+    table = np.zeros((nkeys, 5))
+    keys = np.empty(min(prep.x.size, nkeys), dtype=np.int64)
+    nk = _histogram(prep.x, prep.w, prep.weighted, prep.center, prep.scale, m, prep.pin_zero, table, keys)
     keys = np.sort(keys[:nk])
-    bins = table[keys]
-    keys_all = keys
-    filled = bins[:, 0] > 0
-    bins = bins[filled]
-    bw, bs, bq, blo, bhi = bins[:, 0], bins[:, 1], bins[:, 2], bins[:, 3], bins[:, 4]
+    bw, bs, bq, blo, bhi = (np.ascontiguousarray(c) for c in table[keys].T)
     k_free = prep.k - 1 if prep.pin_zero else prep.k
     if np.all(blo == bhi):  # every bin holds one distinct value: the histogram is exact
         if bw.size <= k_free:
@@ -442,17 +447,45 @@ def _cluster_histogram(prep: _Prepared, max_iter: int) -> KMeansResult | None:
     bd = 0.5 * (cent_y[:-1] + cent_y[1:])
     if not _cuts_are_fine(bw, blo, bhi, bd, cent_y.size):
         return None
-    # Label range per key, filled only where some value lies (the rest of the table stays untouched).
-    bd_keys = _keys_of(bd, m)
-    tlo = np.zeros(2 * half, dtype=np.int32)
-    thi = np.zeros(2 * half, dtype=np.int32)
-    tlo[keys_all] = np.searchsorted(bd_keys, keys_all, side="left")
-    thi[keys_all] = np.searchsorted(bd_keys, keys_all, side="right")
-    cx = _y_to_x(prep, cent_y, pinned)
+    tab = np.empty(nkeys, dtype=np.int64)
+    _fill_label_table(_keys_of(bd, m), tab)
     labels = np.empty(prep.x.size, dtype=_label_dtype(cent_y.size))
     acc = np.zeros((cent_y.size, 3))
-    _assign(prep.x, prep.w, prep.weighted, prep.center, prep.scale, m, tlo, thi, bd, cx, labels, acc)
-    return _result(cx, labels, acc, pinned)
+    _assign(prep.x, prep.w, prep.weighted, prep.center, prep.scale, m, tab, bd, cent_y, labels, acc)
+    code = tab[keys]
+    whole = (code >> _SPAN_SHIFT) == 0  # bins no boundary cuts: their sums are exact per cluster
+    lab = (code & _LABEL_MASK)[whole]
+    return _histogram_result(prep, cent_y, pinned, labels, acc, lab, bw[whole], bs[whole], bq[whole])
+
+
+def _histogram_result(
+    prep: _Prepared,
+    cent_y: np.ndarray,
+    pinned: int,
+    labels: np.ndarray,
+    acc: np.ndarray,
+    lab: np.ndarray,
+    bw: np.ndarray,
+    bs: np.ndarray,
+    bq: np.ndarray,
+) -> KMeansResult:
+    """Means and SSE from whole bins (label ``lab``) plus per-element sums ``acc`` of the cut bins.
+
+    ``acc[j]`` holds sums of w, w*d, w*d^2 with ``d = y - cent_y[j]`` over the elements of cut bins.
+    """
+    k = cent_y.size
+    mean = bs / bw
+    m2 = np.maximum(bq - bs * mean, 0.0)
+    w = np.bincount(lab, bw, k) + acc[:, 0]
+    d1 = np.bincount(lab, bw * (mean - cent_y[lab]), k) + acc[:, 1]
+    shift = np.where(w > 0, d1 / np.where(w > 0, w, 1.0), 0.0)
+    if pinned >= 0:
+        shift[pinned] = 0.0
+    mu = cent_y + shift
+    sse_bins = np.bincount(lab, m2 + bw * (mean - mu[lab]) ** 2, k)
+    sse_cut = acc[:, 2] - 2.0 * shift * acc[:, 1] + shift * shift * acc[:, 0]
+    sse = float(np.sum(sse_bins) + np.sum(np.maximum(sse_cut, 0.0))) / prep.scale**2
+    return _sorted_result(_y_to_x(prep, mu, pinned), labels, sse)
 
 
 def _cuts_are_fine(bw: np.ndarray, blo: np.ndarray, bhi: np.ndarray, bd: np.ndarray, k: int) -> bool:
@@ -529,31 +562,33 @@ def _optimal_on_bins(
 def _refine_cuts(
     pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, gcuts: np.ndarray, edges: np.ndarray, pin_seg: int, split: int
 ) -> np.ndarray:
-    """Bin-level optimal cuts, each searched within ``radius`` groups of its group-level position.
+    """Bin-level optimal cuts by a banded DP around the group-level cuts, re-centred until stable.
 
-    A cut that lands on the edge of its window (where the window could grow) gets a wider window and
-    the DP is rerun, so the result is the bin-level optimum unless it lies far from the group-level one.
+    Each round solves the DP exactly with every cut restricted to the groups next to its current
+    position (a window holding the current cuts, so the SSE never increases) and re-centres the
+    windows on the result; it stops when no cut moves. Being optimal against all joint moves of every
+    cut by up to a group, the result escapes the soft "all cuts drift together" mode that the group
+    quantisation leaves behind.
     """
     k = gcuts.size - 1
-    n = edges[-1]
+    n = int(edges[-1])
     ng = edges.size - 1
-    radius = np.ones(k + 1, dtype=np.int64)
     hard_lo = np.zeros(k + 1, dtype=np.int64)
     hard_hi = np.full(k + 1, n, dtype=np.int64)
     if pin_seg >= 0:  # the pinned segment [cut pin_seg, cut pin_seg + 1) contains the sign change
         hard_hi[pin_seg] = split
         hard_lo[pin_seg + 1] = split
     cuts = edges[gcuts]
-    for _ in range(8):
-        wlo = np.maximum(edges[np.maximum(gcuts - radius, 0)], hard_lo)
-        whi = np.minimum(edges[np.minimum(gcuts + radius, ng)], hard_hi)
+    radius = max(2, math.ceil(_REFINE_CLUSTER_WIDTHS * ng / k))
+    for _ in range(_REFINE_MAX_ROUNDS):
+        g = np.searchsorted(edges, cuts, side="right") - 1  # group holding each cut
+        wlo = np.maximum(edges[np.clip(g - radius, 0, ng)], hard_lo)
+        whi = np.minimum(edges[np.clip(g + radius + 1, 0, ng)], hard_hi)
         wlo[0], whi[0], wlo[k], whi[k] = 0, 0, n, n
-        cuts = _banded_cuts(pw, ps, pq, wlo, whi, pin_seg + 1)
-        stuck = ((cuts == wlo) & (wlo > hard_lo)) | ((cuts == whi) & (whi < hard_hi))
-        stuck[0] = stuck[k] = False
-        if not np.any(stuck):
+        new = _banded_cuts(pw, ps, pq, wlo, whi, pin_seg + 1)
+        if np.array_equal(new, cuts):
             break
-        radius[stuck] *= 4
+        cuts = new
     return cuts
 
 
@@ -768,15 +803,14 @@ def _scan_stats(x, w, weighted):  # pragma: no cover - numba
 
 @njit(cache=True, inline="always")
 def _key(bits, m, half):  # pragma: no cover - numba
-    """Monotone histogram key of a float64 (given as its int64 bits): sign, exponent, top m mantissa bits."""
-    e = (bits >> 52) & 0x7FF
-    eff = e - (1022 - (_EXP_WINDOW - 1))
-    mag = 0
-    if eff > 0:
-        mag = (eff << m) | ((bits >> (52 - m)) & ((1 << m) - 1))
-    if bits >= 0:
-        return half + mag
-    return half - 1 - mag
+    """Monotone histogram key of a float64 (given as its int64 bits): sign, exponent, top m mantissa bits.
+
+    Branch-free (the sign of weights is random): negative values map to ``half - 1 - magnitude_key``.
+    """
+    eff = ((bits >> 52) & 0x7FF) - (1022 - (_EXP_WINDOW - 1))
+    mag = (eff << m) | ((bits >> (52 - m)) & ((1 << m) - 1))
+    mag = mag if eff > 0 else 0
+    return half + (mag ^ (bits >> 63))
 
 
 @njit(cache=True)
@@ -788,8 +822,8 @@ def _keys_kernel(v, m, out):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _histogram(x, w, weighted, center, scale, m, skip_zero, table, seen, keys):  # pragma: no cover - numba
-    """Accumulate weight, sum, sum of squares, min, max of y per key; list every key that occurs."""
+def _histogram(x, w, weighted, center, scale, m, skip_zero, table, keys):  # pragma: no cover - numba
+    """Accumulate weight, sum, sum of squares, min, max of y per key; list the keys (of positive weight)."""
     n = x.size
     half = _EXP_WINDOW << m
     buf = np.empty(_CHUNK)
@@ -800,11 +834,6 @@ def _histogram(x, w, weighted, center, scale, m, skip_zero, table, seen, keys): 
         for i in range(cnt):
             buf[i] = (np.float64(x[base + i]) - center) * scale
         for i in range(cnt):
-            kk = _key(bits[i], m, half)
-            if seen[kk] == 0:
-                seen[kk] = 1
-                keys[nk] = kk
-                nk += 1
             wt = 1.0
             if weighted:
                 wt = w[base + i]
@@ -813,22 +842,41 @@ def _histogram(x, w, weighted, center, scale, m, skip_zero, table, seen, keys): 
             if skip_zero and x[base + i] == 0:
                 continue
             y = buf[i]
-            if table[kk, 0] == 0.0:
-                table[kk, 3] = y
-                table[kk, 4] = y
-            table[kk, 0] += wt
-            table[kk, 1] += wt * y
-            table[kk, 2] += wt * y * y
-            if y < table[kk, 3]:
-                table[kk, 3] = y
-            if y > table[kk, 4]:
-                table[kk, 4] = y
+            kk = _key(bits[i], m, half)
+            row = table[kk]
+            if row[0] == 0.0:
+                keys[nk] = kk
+                nk += 1
+                row[3] = y
+                row[4] = y
+            row[0] += wt
+            row[1] += wt * y
+            row[2] += wt * y * y
+            row[3] = min(row[3], y)
+            row[4] = max(row[4], y)
     return nk
 
 
 @njit(cache=True)
-def _assign(x, w, weighted, center, scale, m, tlo, thi, bd, cx, labels, acc):  # pragma: no cover - numba
-    """Nearest-centroid labels via the key table; per-cluster sums of w, w*d, w*d^2 with d = x - cx."""
+def _fill_label_table(bd_keys, tab):  # pragma: no cover - numba
+    """tab[key] = (first label possible for the key) | (number of boundaries inside the key) << shift."""
+    j = 0
+    nb = bd_keys.size
+    for key in range(tab.size):
+        while j < nb and bd_keys[j] < key:
+            j += 1
+        h = j
+        while h < nb and bd_keys[h] == key:
+            h += 1
+        tab[key] = j | ((h - j) << _SPAN_SHIFT)
+
+
+@njit(cache=True)
+def _assign(x, w, weighted, center, scale, m, tab, bd, cent, labels, acc):  # pragma: no cover - numba
+    """Nearest-centroid labels via the key table (exact comparisons only in keys a boundary cuts).
+
+    For elements of cut keys, adds w, w*d, w*d^2 (d = y - cent[label]) to acc[label].
+    """
     n = x.size
     half = _EXP_WINDOW << m
     buf = np.empty(_CHUNK)
@@ -838,18 +886,20 @@ def _assign(x, w, weighted, center, scale, m, tlo, thi, bd, cx, labels, acc):  #
         for i in range(cnt):
             buf[i] = (np.float64(x[base + i]) - center) * scale
         for i in range(cnt):
-            kk = _key(bits[i], m, half)
-            lab = tlo[kk]
-            top = thi[kk]
-            y = buf[i]
-            while lab < top and y > bd[lab]:
-                lab += 1
+            code = tab[_key(bits[i], m, half)]
+            lab = code & _LABEL_MASK
+            span = code >> _SPAN_SHIFT
+            if span != 0:
+                y = buf[i]
+                top = lab + span
+                while lab < top and y > bd[lab]:
+                    lab += 1
+                wt = w[base + i] if weighted else 1.0
+                d = y - cent[lab]
+                acc[lab, 0] += wt
+                acc[lab, 1] += wt * d
+                acc[lab, 2] += wt * d * d
             labels[base + i] = lab
-            wt = w[base + i] if weighted else 1.0
-            d = np.float64(x[base + i]) - cx[lab]
-            acc[lab, 0] += wt
-            acc[lab, 1] += wt * d
-            acc[lab, 2] += wt * d * d
 
 
 @njit(cache=True)

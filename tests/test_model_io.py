@@ -1,0 +1,151 @@
+"""Model I/O: lazy external data, refusals, atomic writes, IR/opset checks, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.helper as oh
+import pytest
+from conftest import DIGITS_DIR, make_model, run, tensor_info
+
+import onnx_share
+from onnx_share.errors import OnnxShareError
+from onnx_share.model_io import load_model, save_model
+
+DIGITS = DIGITS_DIR / "digits_cnn.onnx"
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _external_copy(tmp_path: Path, location: str) -> Path:
+    """The digits model saved with external data, its locations then rewritten to ``location``."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    model = onnx.load(DIGITS)
+    onnx.save(model, folder / "m.onnx", save_as_external_data=True, location="weights.bin", size_threshold=1024)
+    proto = onnx.load(folder / "m.onnx", load_external_data=False)
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save(proto, folder / "m.onnx")
+    return folder / "m.onnx"
+
+
+def test_external_data_outside_folder_is_refused(tmp_path: Path) -> None:
+    path = _external_copy(tmp_path, "../weights.bin")
+    (tmp_path / "model" / "weights.bin").rename(tmp_path / "weights.bin")
+    with pytest.raises(OnnxShareError, match="outside the model's folder"):
+        load_model(path)
+
+
+def test_absolute_external_data_location_is_refused(tmp_path: Path) -> None:
+    path = _external_copy(tmp_path, str(tmp_path / "model" / "weights.bin"))
+    with pytest.raises(OnnxShareError, match="outside the model's folder"):
+        load_model(path)
+
+
+def test_missing_external_data_file_is_refused(tmp_path: Path) -> None:
+    path = _external_copy(tmp_path, "weights.bin")
+    (tmp_path / "model" / "weights.bin").unlink()
+    with pytest.raises(OnnxShareError, match="missing"):
+        load_model(path)
+
+
+def test_external_data_model_optimizes_and_saves_external(tmp_path: Path) -> None:
+    path = _external_copy(tmp_path, "weights.bin")
+    before = {p.name: _digest(p) for p in path.parent.iterdir()}
+    result = onnx_share.optimize(path, {"default": {"bits": 4}})
+    out = result.save(tmp_path / "out.onnx", external_data=True)
+    assert (tmp_path / "out.onnx.data").is_file()
+    assert {p.name: _digest(p) for p in path.parent.iterdir()} == before, "input files untouched"
+    x = {"input": np.zeros((2, 1, 8, 8), np.float32)}
+    assert run(out, x)[0].shape == (2, 10)
+    assert result.report.file_bytes_after == out.stat().st_size + (tmp_path / "out.onnx.data").stat().st_size
+
+
+def test_large_external_tensors_are_aligned(tmp_path: Path) -> None:
+    weights = {f"W{i}": np.full((640, 640), i + 1, np.float32) for i in range(3)}  # 1.6 MB each
+    nodes = [oh.make_node("MatMul", ["x" if i == 0 else f"h{i}", f"W{i}"], [f"h{i + 1}"]) for i in range(3)]
+    model = make_model(nodes, [tensor_info("x", 1, [1, 640])], [tensor_info("h3", 1, [1, 640])], weights)
+    out = save_model(load_model(model), tmp_path / "big.onnx", external_data=True)
+    proto = onnx.load(out, load_external_data=False)
+    offsets = [int(e.value) for t in proto.graph.initializer for e in t.external_data if e.key == "offset"]
+    assert len(offsets) == 3 and all(offset % 65536 == 0 for offset in offsets)
+    np.testing.assert_array_equal(run(out, {"x": np.ones((1, 640), np.float32)})[0], np.full((1, 640), 6 * 640**3))
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    result = onnx_share.optimize(DIGITS)
+    out = tmp_path / "out.onnx"
+    out.write_bytes(b"old contents")
+    result.save(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]
+    onnx.checker.check_model(str(out))
+
+
+def test_failed_save_keeps_existing_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = load_model(DIGITS)
+    out = tmp_path / "out.onnx"
+    out.write_bytes(b"old contents")
+
+    def broken_save(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("onnx_ir.save", broken_save)
+    with pytest.raises(OnnxShareError, match="No space left"):
+        save_model(model, out)
+    assert out.read_bytes() == b"old contents"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]
+
+
+def test_model_proto_input_is_not_modified() -> None:
+    proto = onnx.load(DIGITS)
+    before = proto.SerializeToString()
+    onnx_share.optimize(proto, {"default": {"bits": 4}})
+    assert proto.SerializeToString() == before
+
+
+def test_output_is_deterministic(tmp_path: Path) -> None:
+    config = {"default": {"bits": 4, "granularity": "channel"}}
+    first = onnx_share.optimize(DIGITS, config).save(tmp_path / "a.onnx")
+    second = onnx_share.optimize(DIGITS, config).save(tmp_path / "b.onnx")
+    assert first.read_bytes() == second.read_bytes()
+
+
+@pytest.mark.parametrize("spec", [{"bits": 4}, {"bits": 4, "granularity": "channel"}, {"scheme": "uniform", "bits": 4}])
+def test_optimizing_twice_finds_nothing_new(spec: dict, tmp_path: Path) -> None:
+    once = onnx_share.optimize(DIGITS, {"default": spec}).save(tmp_path / "once.onnx")
+    again = onnx_share.optimize(once, {"default": spec})
+    assert again.report.compressed == []
+    assert any("nothing new to compress" in note for note in again.report.notes)
+    twice = again.save(tmp_path / "twice.onnx")
+    assert onnx.load(twice).graph == onnx.load(once).graph
+
+
+def test_ir_version_is_one_onnxruntime_loads(tmp_path: Path) -> None:
+    w = np.ones((64, 64), np.float32)
+    model = make_model([oh.make_node("MatMul", ["x", "W"], ["y"])], [tensor_info("x", 1, [1, 64])],
+                       [tensor_info("y", 1, [1, 64])], {"W": w}, opset=25, ir_version=11)
+    out = onnx_share.optimize(model, {"default": {"bits": 2}, "min_elements": 16}).save(tmp_path / "o.onnx")
+    assert 11 <= onnx.load(out).ir_version <= 13
+    assert run(out, {"x": np.ones((1, 64), np.float32)})[0].shape == (1, 64)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda m: setattr(m, "ir_version", 14), "IR version 14"),
+        (lambda m: m.opset_import[0].__setattr__("version", 27), "opset 27"),
+    ],
+)
+def test_versions_onnxruntime_cannot_load_are_refused(mutate, message: str) -> None:
+    proto = onnx.load(DIGITS)
+    mutate(proto)
+    with pytest.raises(OnnxShareError, match=message):
+        onnx_share.optimize(proto)
