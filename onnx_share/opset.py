@@ -62,23 +62,28 @@ def _compatible(op_type: str, current: int, target: int) -> bool:
             return False
     if any(attr.required for name, attr in new.attributes.items() if name not in old.attributes):
         return False
-    if not _params_extend(old.inputs, new.inputs) or not _params_extend(old.outputs, new.outputs):
-        return False
-    new_types = {c.type_param_str: set(c.allowed_type_strs) for c in new.type_constraints}
-    return all(set(c.allowed_type_strs) <= new_types.get(c.type_param_str, set()) for c in old.type_constraints)
+    return _params_extend(old, new, old.inputs, new.inputs) and _params_extend(old, new, old.outputs, new.outputs)
 
 
-def _params_extend(old: list, new: list) -> bool:
-    """``new`` keeps ``old``'s parameters in order (or makes them optional) and adds only optional ones."""
+def _params_extend(old_schema: onnx.defs.OpSchema, new_schema: onnx.defs.OpSchema, old: list, new: list) -> bool:
+    """``new`` keeps ``old``'s parameters in order, accepting at least the same types (type parameters may be
+    renamed), and adds only optional ones."""
     optional = onnx.defs.OpSchema.FormalParameterOption.Optional
     if len(new) < len(old):
         return False
     for before, after in zip(old, new, strict=False):
-        if before.name != after.name or before.type_str != after.type_str:
+        if before.name != after.name or not _types(old_schema, before.type_str) <= _types(new_schema, after.type_str):
             return False
         if after.option != before.option and after.option != optional:
             return False
     return all(p.option == optional for p in new[len(old) :])
+
+
+def _types(schema: onnx.defs.OpSchema, type_str: str) -> set[str]:
+    for constraint in schema.type_constraints:
+        if constraint.type_param_str == type_str:
+            return set(constraint.allowed_type_strs)
+    return {type_str}
 
 
 def raise_opset(model: ir.Model, target: int) -> list[str]:
@@ -96,6 +101,18 @@ def raise_opset(model: ir.Model, target: int) -> list[str]:
     model.opset_imports[""] = target
     model.ir_version = max(model.ir_version or 0, min_ir_version(target))
     return []
+
+
+def raise_opset_to_best(model: ir.Model, targets: set[int]) -> tuple[int, list[str]]:
+    """Raise the opset to the highest of ``targets`` that is safe; returns the opset now in force and the
+    blockers of the highest target that was refused (empty when the highest one was reached)."""
+    refused: list[str] = []
+    for target in sorted(targets, reverse=True):
+        blockers = raise_opset(model, target)
+        if not blockers:
+            break
+        refused = refused or blockers
+    return default_opset(model) or 0, refused
 
 
 def min_ir_version(opset: int) -> int:

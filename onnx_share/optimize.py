@@ -18,8 +18,10 @@ from onnx_share.config import OptimizeConfig, ValidationConfig
 from onnx_share.errors import OnnxShareError
 from onnx_share.model_io import (
     MAX_IR_VERSION,
+    PROTOBUF_LIMIT_BYTES,
     ModelSource,
     default_opset,
+    estimated_size_bytes,
     load_model,
     same_file,
     save_model,
@@ -49,11 +51,16 @@ class OptimizeResult:
             raise OnnxShareError(f"output {path} is the input file; choose another output path")
         if external_data is None:
             external_data = self.report.config.get("external_data")
+        if external_data is None:
+            external_data = estimated_size_bytes(self.model) >= PROTOBUF_LIMIT_BYTES
         start = time.perf_counter()
         self.saved_path = save_model(self.model, path, external_data=external_data)
         self.report.timings_s["save"] = time.perf_counter() - start
         self.report.output_path = str(self.saved_path)
-        self.report.file_bytes_after = _model_file_bytes(self.saved_path)
+        data_file = self.saved_path.with_name(self.saved_path.name + ".data")
+        self.report.file_bytes_after = self.saved_path.stat().st_size + (
+            data_file.stat().st_size if external_data else 0
+        )
         return self.saved_path
 
     def validate(self, config: ValidationConfig | None = None) -> ValidationReport:
@@ -85,7 +92,7 @@ def optimize(
     report.timings_s["load"] = time.perf_counter() - start
     if isinstance(model, str | os.PathLike):
         report.input_path = str(model)
-        report.file_bytes_before = _model_file_bytes(Path(model))
+        report.file_bytes_before = _model_file_bytes(Path(model), loaded)
     elif isinstance(model, onnx.ModelProto):
         report.file_bytes_before = model.ByteSize()
     report.opset_before = default_opset(loaded)
@@ -122,32 +129,15 @@ def optimize(
     return OptimizeResult(loaded, report, model)
 
 
-def _model_file_bytes(path: Path) -> int:
-    """Size of an ONNX file plus the external data files it references."""
-    total = path.stat().st_size
-    proto = onnx.load(path, load_external_data=False)
-    locations = set()
-    for graph_proto in _all_graphs(proto.graph):
-        for tensor in graph_proto.initializer:
-            for entry in tensor.external_data:
-                if entry.key == "location":
-                    locations.add(entry.value)
-    for location in locations:
-        data = path.parent / location
-        if data.is_file():
-            total += data.stat().st_size
-    return total
-
-
-def _all_graphs(graph: onnx.GraphProto):
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _all_graphs(sub)
+def _model_file_bytes(path: Path, model: ir.Model) -> int:
+    """Size of an ONNX file plus the external data files its tensors reference."""
+    locations = {
+        Path(value.const_value.location)
+        for graph in model.graphs()
+        for value in graph.initializers.values()
+        if isinstance(value.const_value, ir.ExternalTensor)
+    }
+    return path.stat().st_size + sum((path.parent / loc).stat().st_size for loc in locations)
 
 
 def _as_model_file(source: ModelSource) -> str | os.PathLike | bytes:

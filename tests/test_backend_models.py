@@ -184,11 +184,6 @@ def _npz_value(value: np.ndarray) -> np.ndarray:
 
 def _check(case_id: str, config_name: str, tmp_path: Path, *, detached: bool) -> None:
     original = _original_outputs(case_id, detached)
-    if isinstance(original, str):
-        pytest.skip(original)
-    ref_names, ref_outputs = original
-    feeds = _feeds(case_id)
-
     source: Path
     if detached:
         source = tmp_path / "original.onnx"
@@ -198,9 +193,15 @@ def _check(case_id: str, config_name: str, tmp_path: Path, *, detached: bool) ->
     try:
         result = onnx_share.optimize(source, CONFIGS[config_name])
     except onnx_share.OnnxShareError as exc:
+        if isinstance(original, str):
+            pytest.skip(f"{original} (optimize refuses it too: {exc})")
         pytest.fail(f"optimize refused a model onnxruntime {ort.__version__} runs: {exc}")
     out = result.save(tmp_path / "out.onnx")
     onnx.checker.check_model(str(out))
+    if isinstance(original, str):
+        pytest.skip(original)  # optimized and saved a valid model; nothing to compare it with
+    ref_names, ref_outputs = original
+    feeds = _feeds(case_id)
 
     names, outputs = _run(out, feeds)
     assert names == ref_names

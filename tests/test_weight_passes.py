@@ -14,7 +14,8 @@ from conftest import make_model, replace_initializers, run, tensor_info, with_ou
 import onnx_share
 from onnx_share.report import TensorReport
 
-FLOAT, FLOAT16, BOOL, INT64 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BOOL, onnx.TensorProto.INT64
+FLOAT, FLOAT16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+BOOL, INT64 = onnx.TensorProto.BOOL, onnx.TensorProto.INT64
 
 SPECS = {
     "lut4-tensor": {"bits": 4},
@@ -64,7 +65,8 @@ def _conv_transpose(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str
 
 def _constant_node(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     w = rng.normal(size=(64, 48)).astype(np.float32)
-    nodes = [oh.make_node("Constant", [], ["W"], value=onh.from_array(w, "W")), oh.make_node("MatMul", ["x", "W"], ["y"])]
+    nodes = [oh.make_node("Constant", [], ["W"], value=onh.from_array(w, "W")),
+             oh.make_node("MatMul", ["x", "W"], ["y"])]
     model = make_model(nodes, [tensor_info("x", FLOAT, [2, 64])], [tensor_info("y", FLOAT, [2, 48])])
     return model, {"x": rng.normal(size=(2, 64)).astype(np.float32)}
 

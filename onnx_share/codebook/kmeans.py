@@ -36,10 +36,11 @@ __all__ = ["INIT_METHODS", "KMeansResult", "kmeans_1d", "kmeans_1d_exact"]
 
 INIT_METHODS: tuple[str, ...] = ("optimal", "linear", "density", "random", "kmeans++")
 
-# Mantissa bits of the float-bit histogram keys (2**-_FINE_BITS relative bin width).
+# Mantissa bits of the float-bit histogram keys (2**-_FINE_BITS relative bin width). Keys come from the
+# float32 bits of y: sign, 8 exponent bits, the top _FINE_BITS mantissa bits.
 _FINE_BITS = 10
-# Exponent window of the keys: values more than 2**-253 below the largest |y| share one bin.
-_EXP_WINDOW = 255
+_HALF_KEYS = 1 << (8 + _FINE_BITS)
+_N_KEYS = 2 * _HALF_KEYS
 # The DP runs on about this many merged groups per cluster (and at least _MIN_GROUPS).
 _GROUPS_PER_CLUSTER = 8
 _MIN_GROUPS = 256
@@ -430,32 +431,44 @@ def _fill_empty(u: np.ndarray, wu: np.ndarray, cent: np.ndarray, k: int) -> np.n
 
 def _cluster_histogram(prep: _Prepared, max_iter: int) -> KMeansResult | None:
     """The fast path; returns None when the histogram is too coarse for the data (use the sorted path)."""
-    m = _FINE_BITS
-    nkeys = 2 * (_EXP_WINDOW << m)
-    table = np.zeros((nkeys, 5))
-    keys = np.empty(min(prep.x.size, nkeys), dtype=np.int64)
-    nk = _histogram(prep.x, prep.w, prep.weighted, prep.center, prep.scale, m, prep.pin_zero, table, keys)
+    table = np.zeros((_N_KEYS, 3))
+    keys = np.empty(min(prep.x.size, _N_KEYS), dtype=np.int64)
+    nk = _histogram(prep.x, prep.w, prep.weighted, prep.center, prep.scale, prep.pin_zero, table, keys)
     keys = np.sort(keys[:nk])
-    bw, bs, bq, blo, bhi = (np.ascontiguousarray(c) for c in table[keys].T)
-    k_free = prep.k - 1 if prep.pin_zero else prep.k
-    if np.all(blo == bhi):  # every bin holds one distinct value: the histogram is exact
-        if bw.size <= k_free:
-            return _own_centroids(prep, blo)
-    elif bw.size < 2 * prep.k:
+    if keys.size < 2 * prep.k:  # few distinct values, or too few bins to place k centroids well
         return None
+    bw, bs, bq = (np.ascontiguousarray(c) for c in table[keys].T)
+    blo, bhi = _bin_ranges(keys, bw, bs, bq)
     cent_y, pinned = _optimal_on_bins(bw, bs, blo, bhi, prep, max_iter, bq=bq)
     bd = 0.5 * (cent_y[:-1] + cent_y[1:])
     if not _cuts_are_fine(bw, blo, bhi, bd, cent_y.size):
         return None
-    tab = np.empty(nkeys, dtype=np.int64)
-    _fill_label_table(_keys_of(bd, m), tab)
+    tab = np.empty(_N_KEYS, dtype=np.int64)
+    _fill_label_table(_keys_of(bd), tab)
     labels = np.empty(prep.x.size, dtype=_label_dtype(cent_y.size))
     acc = np.zeros((cent_y.size, 3))
-    _assign(prep.x, prep.w, prep.weighted, prep.center, prep.scale, m, tab, bd, cent_y, labels, acc)
+    _assign(prep.x, prep.w, prep.weighted, prep.center, prep.scale, tab, bd, cent_y, labels, acc)
     code = tab[keys]
     whole = (code >> _SPAN_SHIFT) == 0  # bins no boundary cuts: their sums are exact per cluster
     lab = (code & _LABEL_MASK)[whole]
     return _histogram_result(prep, cent_y, pinned, labels, acc, lab, bw[whole], bs[whole], bq[whole])
+
+
+def _bin_ranges(keys: np.ndarray, bw: np.ndarray, bs: np.ndarray, bq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Value range modelling each bin: mean +- sqrt(3 var) (a uniform with the bin's two moments),
+    clipped to the key's nominal range. A bin of one distinct value becomes a point."""
+    neg = keys < _HALF_KEYS
+    mag = np.where(neg, _HALF_KEYS - 1 - keys, keys - _HALF_KEYS).astype(np.int32)
+    shift = 23 - _FINE_BITS
+    a = (mag << shift).view(np.float32).astype(np.float64)
+    b = ((mag + 1) << shift).view(np.float32).astype(np.float64)
+    lo = np.where(neg, -b, a)
+    hi = np.where(neg, -a, b)
+    mean = bs / bw
+    half_width = np.sqrt(3.0 * np.maximum(bq / bw - mean * mean, 0.0))
+    lo = np.minimum(np.maximum(mean - half_width, lo), mean)
+    hi = np.maximum(np.minimum(mean + half_width, hi), mean)
+    return lo, hi
 
 
 def _histogram_result(
@@ -504,11 +517,10 @@ def _cuts_are_fine(bw: np.ndarray, blo: np.ndarray, bhi: np.ndarray, bd: np.ndar
     return bool(np.all(share[cut] <= _MAX_CUT_BIN_SHARE))
 
 
-def _keys_of(v: np.ndarray, m: int) -> np.ndarray:
-    """Histogram keys of y values (same map as the passes over the data)."""
-    out = np.empty(v.size, dtype=np.int64)
-    _keys_kernel(np.ascontiguousarray(v, dtype=np.float64), m, out)
-    return out
+def _keys_of(v: np.ndarray) -> np.ndarray:
+    """Histogram keys of y values (the same map as the passes over the data)."""
+    bits = np.ascontiguousarray(v, dtype=np.float64).astype(np.float32).view(np.int32).astype(np.int64)
+    return _HALF_KEYS + (((bits & 0x7FFFFFFF) >> (23 - _FINE_BITS)) ^ (bits >> 31))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -802,37 +814,28 @@ def _scan_stats(x, w, weighted):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always")
-def _key(bits, m, half):  # pragma: no cover - numba
-    """Monotone histogram key of a float64 (given as its int64 bits): sign, exponent, top m mantissa bits.
+def _key(bits):  # pragma: no cover - numba
+    """Monotone histogram key of y from its float32 bits (int32): sign, exponent, top mantissa bits.
 
     Branch-free (the sign of weights is random): negative values map to ``half - 1 - magnitude_key``.
     """
-    eff = ((bits >> 52) & 0x7FF) - (1022 - (_EXP_WINDOW - 1))
-    mag = (eff << m) | ((bits >> (52 - m)) & ((1 << m) - 1))
-    mag = mag if eff > 0 else 0
-    return half + (mag ^ (bits >> 63))
+    return _HALF_KEYS + (((bits & 0x7FFFFFFF) >> (23 - _FINE_BITS)) ^ (bits >> 31))
 
 
 @njit(cache=True)
-def _keys_kernel(v, m, out):  # pragma: no cover - numba
-    half = _EXP_WINDOW << m
-    bits = v.view(np.int64)
-    for i in range(v.size):
-        out[i] = _key(bits[i], m, half)
-
-
-@njit(cache=True)
-def _histogram(x, w, weighted, center, scale, m, skip_zero, table, keys):  # pragma: no cover - numba
-    """Accumulate weight, sum, sum of squares, min, max of y per key; list the keys (of positive weight)."""
+def _histogram(x, w, weighted, center, scale, skip_zero, table, keys):  # pragma: no cover - numba
+    """Accumulate weight, sum and sum of squares of y per key; list the keys (of positive weight)."""
     n = x.size
-    half = _EXP_WINDOW << m
-    buf = np.empty(_CHUNK)
-    bits = buf.view(np.int64)
+    ybuf = np.empty(_CHUNK)
+    fbuf = np.empty(_CHUNK, dtype=np.float32)
+    bits = fbuf.view(np.int32)
     nk = 0
     for base in range(0, n, _CHUNK):
         cnt = min(_CHUNK, n - base)
         for i in range(cnt):
-            buf[i] = (np.float64(x[base + i]) - center) * scale
+            y = (np.float64(x[base + i]) - center) * scale
+            ybuf[i] = y
+            fbuf[i] = np.float32(y)
         for i in range(cnt):
             wt = 1.0
             if weighted:
@@ -841,19 +844,14 @@ def _histogram(x, w, weighted, center, scale, m, skip_zero, table, keys):  # pra
                     continue
             if skip_zero and x[base + i] == 0:
                 continue
-            y = buf[i]
-            kk = _key(bits[i], m, half)
-            row = table[kk]
-            if row[0] == 0.0:
+            y = ybuf[i]
+            kk = _key(bits[i])
+            if table[kk, 0] == 0.0:
                 keys[nk] = kk
                 nk += 1
-                row[3] = y
-                row[4] = y
-            row[0] += wt
-            row[1] += wt * y
-            row[2] += wt * y * y
-            row[3] = min(row[3], y)
-            row[4] = max(row[4], y)
+            table[kk, 0] += wt
+            table[kk, 1] += wt * y
+            table[kk, 2] += wt * y * y
     return nk
 
 
@@ -872,25 +870,27 @@ def _fill_label_table(bd_keys, tab):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _assign(x, w, weighted, center, scale, m, tab, bd, cent, labels, acc):  # pragma: no cover - numba
+def _assign(x, w, weighted, center, scale, tab, bd, cent, labels, acc):  # pragma: no cover - numba
     """Nearest-centroid labels via the key table (exact comparisons only in keys a boundary cuts).
 
     For elements of cut keys, adds w, w*d, w*d^2 (d = y - cent[label]) to acc[label].
     """
     n = x.size
-    half = _EXP_WINDOW << m
-    buf = np.empty(_CHUNK)
-    bits = buf.view(np.int64)
+    ybuf = np.empty(_CHUNK)
+    fbuf = np.empty(_CHUNK, dtype=np.float32)
+    bits = fbuf.view(np.int32)
     for base in range(0, n, _CHUNK):
         cnt = min(_CHUNK, n - base)
         for i in range(cnt):
-            buf[i] = (np.float64(x[base + i]) - center) * scale
+            y = (np.float64(x[base + i]) - center) * scale
+            ybuf[i] = y
+            fbuf[i] = np.float32(y)
         for i in range(cnt):
-            code = tab[_key(bits[i], m, half)]
+            code = tab[_key(bits[i])]
             lab = code & _LABEL_MASK
             span = code >> _SPAN_SHIFT
             if span != 0:
-                y = buf[i]
+                y = ybuf[i]
                 top = lab + span
                 while lab < top and y > bd[lab]:
                     lab += 1

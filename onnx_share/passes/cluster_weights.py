@@ -19,7 +19,8 @@ from tqdm import tqdm
 from onnx_share.codebook.kmeans import kmeans_1d
 from onnx_share.codebook.metrics import relative_error
 from onnx_share.config import OptimizeConfig, WeightSpec
-from onnx_share.opset import raise_opset
+from onnx_share.model_io import MAX_OPSET
+from onnx_share.opset import raise_opset_to_best
 from onnx_share.passes.result import WeightPassResult
 from onnx_share.report import TensorReport
 from onnx_share.rewrite import NameScope, constant, node, replace_weight
@@ -27,7 +28,8 @@ from onnx_share.selection import select_weights
 from onnx_share.weights import WeightTensor
 
 # (index bits it holds, ONNX type, numpy type, minimum default-domain opset)
-INDEX_STORAGE: tuple[tuple[int, ir.DataType, type, int], ...] = (
+IndexStorage = tuple[int, ir.DataType, type, int]
+INDEX_STORAGE: tuple[IndexStorage, ...] = (
     (2, ir.DataType.UINT2, ml_dtypes.uint2, 25),
     (4, ir.DataType.UINT4, ml_dtypes.uint4, 21),
     (8, ir.DataType.UINT8, np.uint8, 1),
@@ -74,6 +76,11 @@ def cluster_tensor(values: np.ndarray, spec: WeightSpec, axis: int | None, seed:
     return Codebook(centroids, indices, None if granularity == "tensor" else axis, granularity, group_size)
 
 
+def _index_storage(bits: int, opset: int = MAX_OPSET) -> IndexStorage:
+    """The narrowest index type that holds ``bits`` and that ``opset`` allows."""
+    return next(s for s in INDEX_STORAGE if bits <= s[0] and s[3] <= opset)
+
+
 def _divisor_at_most(n: int, limit: int) -> int:
     """The largest divisor of ``n`` not above ``limit`` (groups must tile the channels exactly)."""
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
@@ -91,24 +98,18 @@ class ClusterWeightsPass(ir.passes.InPlacePass):
         chosen = select_weights(model, self.config, "lut").chosen
         names = NameScope(model)
         result = WeightPassResult(model, modified=bool(chosen))
-        opset_refusals: dict[int, list[str]] = {}
+        opset, blockers = raise_opset_to_best(model, {_index_storage(spec.index_bits)[3] for _, spec in chosen})
+        if blockers:
+            result.notes.append(
+                f"packed indices need a newer opset, which is not safe to raise to ({', '.join(blockers[:5])}); "
+                f"indices stay at opset {opset} types"
+            )
         for weight, spec in tqdm(chosen, desc="clustering", unit="tensor", disable=not self.progress):
-            result.tensors.append(self._rewrite(model, weight, spec, names, opset_refusals))
-        for target, blockers in sorted(opset_refusals.items()):
-            if blockers:
-                result.notes.append(
-                    f"opset {target} needed for packed indices but not safe to raise "
-                    f"({', '.join(blockers[:5])}); those indices are stored as UINT8"
-                )
+            result.tensors.append(self._rewrite(weight, spec, _index_storage(spec.index_bits, opset), names))
         return result
 
     def _rewrite(
-        self,
-        model: ir.Model,
-        weight: WeightTensor,
-        spec: WeightSpec,
-        names: NameScope,
-        opset_refusals: dict[int, list[str]],
+        self, weight: WeightTensor, spec: WeightSpec, storage: IndexStorage, names: NameScope
     ) -> TensorReport:
         original = weight.numpy()
         notes = []
@@ -125,7 +126,6 @@ class ClusterWeightsPass(ir.passes.InPlacePass):
             codebook.granularity,
             codebook.group_size,
         )
-        storage = self._index_storage(model, spec.index_bits, opset_refusals)
         nodes, initializers = self._decode_graph(weight, codebook, storage, original.dtype, names)
         replace_weight(weight, nodes, initializers)
         decoded = codebook.decode(weight.shape)
@@ -147,24 +147,10 @@ class ClusterWeightsPass(ir.passes.InPlacePass):
         )
 
     @staticmethod
-    def _index_storage(
-        model: ir.Model, bits: int, opset_refusals: dict[int, list[str]]
-    ) -> tuple[int, ir.DataType, type, int]:
-        for storage in INDEX_STORAGE:
-            capacity, _, _, min_opset = storage
-            if bits > capacity:
-                continue
-            if min_opset not in opset_refusals:
-                opset_refusals[min_opset] = raise_opset(model, min_opset)
-            if not opset_refusals[min_opset]:
-                return storage
-        return INDEX_STORAGE[-1]
-
-    @staticmethod
     def _decode_graph(
         weight: WeightTensor,
         codebook: Codebook,
-        storage: tuple[int, ir.DataType, type, int],
+        storage: IndexStorage,
         dtype: np.dtype,
         names: NameScope,
     ) -> tuple[list[ir.Node], list[ir.Value]]:

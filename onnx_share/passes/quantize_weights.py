@@ -16,7 +16,7 @@ from tqdm import tqdm
 from onnx_share.codebook.metrics import relative_error
 from onnx_share.codebook.uniform import UniformGrid, quantize_uniform
 from onnx_share.config import OptimizeConfig, WeightSpec
-from onnx_share.opset import raise_opset
+from onnx_share.opset import raise_opset_to_best
 from onnx_share.passes.result import WeightPassResult
 from onnx_share.report import TensorReport
 from onnx_share.rewrite import NameScope, constant, node, replace_weight
@@ -47,11 +47,14 @@ class QuantizeWeightsPass(ir.passes.InPlacePass):
         chosen = select_weights(model, self.config, "uniform").chosen
         names = NameScope(model)
         result = WeightPassResult(model, modified=False)
-        for weight, spec in tqdm(chosen, desc="quantizing", unit="tensor", disable=not self.progress):
-            layout, notes = _layout(weight, spec)
-            blockers = raise_opset(model, _min_opset(weight, spec, layout))
-            if blockers:
-                result.tensors.append(_refused(weight, spec, blockers))
+        plans = [(weight, spec, *_layout(weight, spec)) for weight, spec in chosen]
+        needs = [_min_opset(weight, spec, layout) for weight, spec, layout, _ in plans]
+        opset, blockers = raise_opset_to_best(model, set(needs))
+        for (weight, spec, layout, notes), need in tqdm(
+            list(zip(plans, needs, strict=True)), desc="quantizing", unit="tensor", disable=not self.progress
+        ):
+            if need > opset:
+                result.tensors.append(_refused(weight, spec, need, blockers))
                 continue
             result.tensors.append(_rewrite(weight, spec, layout, notes, names))
             result.modified = True
@@ -147,7 +150,7 @@ def _dequantize_graph(
     return [dequantize], inputs
 
 
-def _refused(weight: WeightTensor, spec: WeightSpec, blockers: list[str]) -> TensorReport:
+def _refused(weight: WeightTensor, spec: WeightSpec, need: int, blockers: list[str]) -> TensorReport:
     return TensorReport(
         name=weight.name,
         consumers=list(weight.op_types),
@@ -156,7 +159,7 @@ def _refused(weight: WeightTensor, spec: WeightSpec, blockers: list[str]) -> Ten
         bytes_before=0,
         bytes_after=0,
         skipped=(
-            f"uniform {spec.bits}-bit needs a newer opset, which is not safe to raise here "
+            f"uniform {spec.bits}-bit in this layout needs opset {need}, which is not safe to raise to "
             f"({', '.join(blockers[:5])})"
         ),
     )
