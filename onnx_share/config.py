@@ -27,6 +27,7 @@ SCHEMES: tuple[str, ...] = ("lut", "uniform")
 GRANULARITIES: tuple[str, ...] = ("auto", "tensor", "channel", "group")
 UNIFORM_BITS: tuple[int, ...] = (2, 4, 8)
 MAX_CLUSTERS = 256
+PIN_ZERO_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class WeightSpec:
       reduction axis (a power of two from 16 to 256 lets onnxruntime fuse; TensorRT takes 64 or 128).
     - ``init``: k-means seeding; ``optimal`` is the exact 1-D optimum (the others are for experiments).
     - ``symmetric``: ``uniform`` only; zero point 0 (what TensorRT requires) or an asymmetric grid.
+    - ``pin_zero``: ``lut`` only; keep exact zeros as their own centroid at 0.0 so pruning sparsity survives.
+      None (auto) pins when at least ``PIN_ZERO_FRACTION`` of a tensor is exactly zero.
     - ``skip``: leave matching tensors untouched.
     """
 
@@ -53,6 +56,7 @@ class WeightSpec:
     group_size: int = 128
     init: str = "optimal"
     symmetric: bool = True
+    pin_zero: bool | None = None
     skip: bool = False
 
     def __post_init__(self) -> None:
@@ -102,6 +106,53 @@ class ValidationConfig:
     enabled: bool = True
 
 
+PASS_NAMES: tuple[str, ...] = ("fold-qdq", "share", "lowrank", "prune", "cluster")
+
+
+@dataclass(frozen=True)
+class ShareConfig:
+    """``share``: merge identical tensors; ``tolerance`` (relative) also merges near-identical ones;
+    ``transposed`` also merges a tensor with another's transpose (tied embeddings)."""
+
+    tolerance: float | None = None
+    transposed: bool = True
+
+
+@dataclass(frozen=True)
+class LowRankConfig:
+    """``lowrank``: split MatMul/Gemm weights W[in, out] into A[in, r] @ B[r, out].
+
+    The rank is ``rank``, or the smallest keeping ``energy`` of the squared singular values, or the smallest
+    whose relative weight error is at most ``max_error``. A split happens only when r*(in+out) is at most
+    ``(1 - min_saving)`` of in*out.
+    """
+
+    rank: int | None = None
+    energy: float | None = None
+    max_error: float | None = None
+    min_saving: float = 0.2
+
+    @property
+    def enabled(self) -> bool:
+        return self.rank is not None or self.energy is not None or self.max_error is not None
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """``prune``: zero the smallest-magnitude weights, by ``fraction`` (per tensor, or over all selected
+    tensors when ``scope`` is ``global``) or by absolute ``threshold``; ``sparse`` lets a pruned tensor that
+    is not clustered afterwards be stored as an ONNX sparse initializer when that is smaller."""
+
+    fraction: float | None = None
+    threshold: float | None = None
+    scope: Literal["tensor", "global"] = "tensor"
+    sparse: bool = True
+
+    @property
+    def enabled(self) -> bool:
+        return self.fraction is not None or self.threshold is not None
+
+
 @dataclass(frozen=True)
 class OptimizeConfig:
     """Everything ``optimize`` needs: the default spec, overrides, selection and save options."""
@@ -114,9 +165,16 @@ class OptimizeConfig:
     exclude: tuple[str, ...] = ()
     seed: int = 0
     external_data: bool | None = None
+    passes: tuple[str, ...] | None = None
+    share: ShareConfig = field(default_factory=ShareConfig)
+    lowrank: LowRankConfig = field(default_factory=LowRankConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def __post_init__(self) -> None:
+        unknown = [p for p in self.passes or () if p not in PASS_NAMES]
+        if unknown:
+            raise OnnxShareError(f"unknown pass(es) {', '.join(unknown)}; passes are {', '.join(PASS_NAMES)}")
         if self.min_elements < 1:
             raise OnnxShareError(f"min_elements must be positive, got {self.min_elements}")
         for where, overrides in (("op_types", self.op_types), ("tensors", self.tensors)):
@@ -150,6 +208,7 @@ class OptimizeConfig:
         data["exclude"] = list(self.exclude)
         data["op_types"] = {k: dict(v) for k, v in self.op_types.items()}
         data["tensors"] = {k: dict(v) for k, v in self.tensors.items()}
+        data["passes"] = None if self.passes is None else list(self.passes)
         validation = data["validation"]
         validation["inputs"] = list(self.validation.inputs)
         validation["input_shapes"] = {k: list(v) for k, v in self.validation.input_shapes.items()}
@@ -168,10 +227,28 @@ class OptimizeConfig:
                 k: tuple(int(d) for d in v) for k, v in validation.get("input_shapes", {}).items()
             }
             fields["validation"] = ValidationConfig(**validation)
+        for key, section in (("share", ShareConfig), ("lowrank", LowRankConfig), ("prune", PruneConfig)):
+            if key in fields:
+                fields[key] = section(**_checked_fields(section, fields[key], key))
         for key in ("include", "exclude"):
             if key in fields:
                 fields[key] = tuple(fields[key])
+        if fields.get("passes") is not None:
+            fields["passes"] = tuple(fields["passes"])
         return cls(**fields)
+
+    @property
+    def pass_names(self) -> tuple[str, ...]:
+        """The passes to run, in order: ``passes`` if given, else the default pipeline (fold-qdq, share,
+        cluster) with lowrank and prune added when their options are set."""
+        if self.passes is not None:
+            return self.passes
+        enabled = {"fold-qdq", "share", "cluster"}
+        if self.lowrank.enabled:
+            enabled.add("lowrank")
+        if self.prune.enabled:
+            enabled.add("prune")
+        return tuple(p for p in PASS_NAMES if p in enabled)
 
     def updated(self, **changes: Any) -> OptimizeConfig:
         """A copy with top-level fields replaced."""

@@ -27,8 +27,7 @@ from onnx_share.model_io import (
     save_model,
 )
 from onnx_share.opset import min_ir_version
-from onnx_share.passes.cluster_weights import ClusterWeightsPass
-from onnx_share.passes.quantize_weights import QuantizeWeightsPass
+from onnx_share.pipeline import run_pipeline
 from onnx_share.report import Report, ValidationReport
 from onnx_share.selection import select_weights
 from onnx_share.validation import compare_models
@@ -104,22 +103,7 @@ def optimize(
         log.debug("skip %s: %s", row.name, row.skipped)
     report.tensors.extend(skipped)
 
-    for weight_pass in (ClusterWeightsPass(config, progress=progress), QuantizeWeightsPass(config, progress=progress)):
-        label = type(weight_pass).__name__
-        start = time.perf_counter()
-        result = weight_pass(loaded)
-        report.timings_s[label] = time.perf_counter() - start
-        report.tensors.extend(result.tensors)
-        report.notes.extend(result.notes)
-        changed = [t for t in result.tensors if t.scheme is not None]
-        if changed:
-            log.info(
-                "%s: %d tensors, %d -> %d bytes",
-                label,
-                len(changed),
-                sum(t.bytes_before for t in changed),
-                sum(t.bytes_after for t in changed),
-            )
+    run_pipeline(loaded, config, report, progress=progress)
 
     report.opset_after = default_opset(loaded)
     if report.compressed and report.opset_after is not None:

@@ -33,6 +33,21 @@ class TensorReport:
 
 
 @dataclass
+class PassSection:
+    """What one pass of the pipeline did: its rows, bytes before/after over what it touched, worst error."""
+
+    name: str
+    modified: bool
+    seconds: float
+    count: int
+    bytes_before: int
+    bytes_after: int
+    max_relative_error: float
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class OutputStats:
     """How far one model output moved, over all compared samples."""
 
@@ -69,6 +84,7 @@ class Report:
     opset_after: int | None = None
     file_bytes_before: int | None = None
     file_bytes_after: int | None = None
+    passes: list[PassSection] = field(default_factory=list)
     validation: ValidationReport | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -127,7 +143,7 @@ class Report:
         reasons: dict[str, int] = {}
         for t in self.tensors:
             if t.skipped is not None:
-                key = t.skipped.split(" < ")[0] if " < " in t.skipped else t.skipped
+                key = "below min_elements" if "< min_elements" in t.skipped else t.skipped
                 reasons[key] = reasons.get(key, 0) + 1
         if reasons:
             lines.append("skipped: " + "; ".join(f"{n} × {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])))
@@ -140,6 +156,12 @@ class Report:
                 f"file: {_size(self.file_bytes_before or 0)} -> {_size(self.file_bytes_after or 0)} "
                 f"({self.file_ratio:.2f}x smaller)"
             )
+        for section in self.passes:
+            if section.modified:
+                lines.append(
+                    f"pass {section.name}: {section.count} change(s), {_size(section.bytes_before)} -> "
+                    f"{_size(section.bytes_after)}, max rel. weight error {section.max_relative_error:.4g}"
+                )
         lines.extend(f"note: {n}" for n in self.notes)
         if self.validation is not None:
             v = self.validation

@@ -21,7 +21,7 @@ from onnx_share.codebook.metrics import relative_error
 from onnx_share.config import OptimizeConfig, WeightSpec
 from onnx_share.model_io import MAX_OPSET
 from onnx_share.opset import raise_opset_to_best
-from onnx_share.passes.result import WeightPassResult
+from onnx_share.passes.result import PassOutcome
 from onnx_share.report import TensorReport
 from onnx_share.rewrite import NameScope, constant, node, replace_weight
 from onnx_share.selection import select_weights
@@ -94,10 +94,10 @@ class ClusterWeightsPass(ir.passes.InPlacePass):
         self.config = config
         self.progress = progress
 
-    def call(self, model: ir.Model) -> WeightPassResult:
+    def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config, "lut").chosen
         names = NameScope(model)
-        result = WeightPassResult(model, modified=bool(chosen))
+        result = PassOutcome(model, modified=bool(chosen))
         opset, blockers = raise_opset_to_best(model, {_index_storage(spec.index_bits)[3] for _, spec in chosen})
         if blockers:
             result.notes.append(

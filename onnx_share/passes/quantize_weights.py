@@ -17,7 +17,7 @@ from onnx_share.codebook.metrics import relative_error
 from onnx_share.codebook.uniform import UniformGrid, quantize_uniform
 from onnx_share.config import OptimizeConfig, WeightSpec
 from onnx_share.opset import raise_opset_to_best
-from onnx_share.passes.result import WeightPassResult
+from onnx_share.passes.result import PassOutcome
 from onnx_share.report import TensorReport
 from onnx_share.rewrite import NameScope, constant, node, replace_weight
 from onnx_share.selection import select_weights
@@ -43,10 +43,10 @@ class QuantizeWeightsPass(ir.passes.InPlacePass):
         self.config = config
         self.progress = progress
 
-    def call(self, model: ir.Model) -> WeightPassResult:
+    def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config, "uniform").chosen
         names = NameScope(model)
-        result = WeightPassResult(model, modified=False)
+        result = PassOutcome(model, modified=False)
         plans = [(weight, spec, *_layout(weight, spec)) for weight, spec in chosen]
         needs = [_min_opset(weight, spec, layout) for weight, spec, layout, _ in plans]
         opset, blockers = raise_opset_to_best(model, set(needs))
