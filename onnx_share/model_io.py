@@ -8,13 +8,16 @@ from pathlib import Path
 
 import onnx
 import onnx_ir as ir
+import onnx_ir.passes.common
 
 from onnx_share.errors import OnnxShareError
 
-# onnxruntime 1.31 loads IR versions up to 13 and default-domain opsets 7-26 (measured; see DESIGN.md).
+# onnxruntime 1.31 loads IR versions up to 13 and default-domain opsets up to 26 (measured; see DESIGN.md).
+# Older opsets load too (below 7 with a warning); whether their kernels exist shows when the model runs.
 MAX_IR_VERSION = 13
-MIN_OPSET = 7
 MAX_OPSET = 26
+# Before IR 4 every initializer had to be listed among the graph inputs, without meaning it could be fed.
+FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS = 4
 # Protobuf cannot serialize a message of 2 GiB or more: larger models must keep weights in external data.
 PROTOBUF_LIMIT_BYTES = 2**31 - 1
 EXTERNAL_DATA_ALIGNMENT = 65536
@@ -37,7 +40,17 @@ def load_model(source: ModelSource) -> ir.Model:
     else:
         model = _load_path(Path(source))
     check_loadable(model)
+    _detach_legacy_initializer_inputs(model)
     return model
+
+
+def _detach_legacy_initializer_inputs(model: ir.Model) -> None:
+    """IR < 4 lists every initializer as a graph input; such weights are constants, not run-time inputs."""
+    if model.ir_version >= FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS:
+        return
+    if any(v.is_initializer() for g in model.graphs() for v in g.inputs):
+        ir.passes.common.RemoveInitializersFromInputsPass()(model)
+    model.ir_version = FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS
 
 
 def _load_path(path: Path) -> ir.Model:
@@ -93,10 +106,8 @@ def check_loadable(model: ir.Model) -> None:
             f"re-export with ir_version <= {MAX_IR_VERSION}"
         )
     opset = default_opset(model)
-    if opset is not None and not MIN_OPSET <= opset <= MAX_OPSET:
-        raise OnnxShareError(
-            f"default-domain opset {opset} is outside what onnxruntime loads ({MIN_OPSET}-{MAX_OPSET})"
-        )
+    if opset is not None and opset > MAX_OPSET:
+        raise OnnxShareError(f"default-domain opset {opset} is newer than onnxruntime loads (<= {MAX_OPSET})")
 
 
 def default_opset(model: ir.Model) -> int | None:

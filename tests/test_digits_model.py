@@ -93,12 +93,8 @@ def test_uniform8_auto_within_one_point(variants: dict[str, Variant]) -> None:
     assert abs(uniform8.accuracy - variants["float"].accuracy) <= 0.01
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: the DequantizeLinear nodes the uniform pass inserts for the Conv weights (opset 13 form) "
-    "then block raising the opset to 21, which fc1's blocked (MatMulNBits-layout) weight needs",
-)
 def test_uniform8_auto_compresses_every_large_weight(variants: dict[str, Variant]) -> None:
+    """fc1 (Gemm) needs opset 21 for its blocked layout; the Conv weights' DequantizeLinear nodes must not block it."""
     result = variants["uniform8"].result
     assert result is not None
     skipped = {t.name: t.skipped for t in result.report.tensors if t.skipped}

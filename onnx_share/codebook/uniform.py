@@ -37,6 +37,11 @@ def integer_range(bits: int, symmetric: bool) -> tuple[int, int]:
     return 0, 2**bits - 1
 
 
+# Clipping ratios tried per group when fitting a grid of 4 bits or fewer: shrinking the range below the largest
+# magnitude trades clipping error on a few outliers for finer steps everywhere else.
+CLIP_RATIOS = tuple(np.round(np.linspace(1.0, 0.5, 11), 2))
+
+
 def quantize_uniform(
     values: np.ndarray,
     bits: int,
@@ -45,12 +50,15 @@ def quantize_uniform(
     axis: int | None = None,
     block_size: int | None = None,
     scale_dtype: np.dtype | type = np.float32,
+    clip_search: bool = True,
 ) -> UniformGrid:
     """Fit a ``bits``-bit grid to ``values`` per tensor (``axis`` None), per ``axis``, or per block.
 
-    Scales are rounded to ``scale_dtype`` before the values are rounded to the grid (round half to even,
-    so rounding adds no bias), so dequantizing with the stored scale reproduces ``dequantize()`` exactly.
-    An all-zero group gets scale 1.
+    The grid spans each group's range (always including 0); with ``clip_search`` and ``bits <= 4`` each
+    group keeps the clipping ratio from ``CLIP_RATIOS`` with the smallest squared error. Scales are rounded
+    to ``scale_dtype`` before the values are rounded to the grid (round half to even, so rounding adds no
+    bias), so dequantizing with the stored scale reproduces ``dequantize()`` exactly. An all-zero group gets
+    scale 1.
     """
     if block_size is not None and axis is None:
         raise ValueError("block_size needs an axis")
@@ -59,11 +67,34 @@ def quantize_uniform(
         axis %= data.ndim
     low = np.minimum(_reduce(data, np.minimum, axis, block_size), 0.0)
     high = np.maximum(_reduce(data, np.maximum, axis, block_size), 0.0)
+    best: UniformGrid | None = None
+    best_error = np.full(low.shape, np.inf)
+    for ratio in CLIP_RATIOS if clip_search and bits <= 4 else (1.0,):
+        grid = _fit(data, bits, symmetric, axis, block_size, scale_dtype, low * ratio, high * ratio)
+        if best is None:
+            best, best_error = grid, _group_error(data, grid)
+            continue
+        error = _group_error(data, grid)
+        better = error < best_error
+        if better.any():
+            best_error = np.where(better, error, best_error)
+            best = _pick(best, grid, better)
+    assert best is not None
+    return best
+
+
+def _fit(
+    data: np.ndarray,
+    bits: int,
+    symmetric: bool,
+    axis: int | None,
+    block_size: int | None,
+    scale_dtype: np.dtype | type,
+    low: np.ndarray,
+    high: np.ndarray,
+) -> UniformGrid:
     qmin, qmax = integer_range(bits, symmetric)
-    if symmetric:
-        scale = np.maximum(np.abs(low), high) / qmax
-    else:
-        scale = (high - low) / (qmax - qmin)
+    scale = np.maximum(np.abs(low), high) / qmax if symmetric else (high - low) / (qmax - qmin)
     scale = np.where(scale > 0, scale, 1.0).astype(scale_dtype)
     scale64 = scale.astype(np.float64)
     zero_point = None
@@ -74,6 +105,23 @@ def quantize_uniform(
     steps = np.rint(data / _expand(scale64, data.shape, axis, block_size))
     quantized = np.clip(steps + zero, qmin, qmax).astype(np.int64)
     return UniformGrid(quantized, scale, zero_point, axis, block_size)
+
+
+def _group_error(data: np.ndarray, grid: UniformGrid) -> np.ndarray:
+    """Squared error per scale group (the shape of ``grid.scale``)."""
+    return _reduce((grid.dequantize() - data) ** 2, np.add, grid.axis, grid.block_size)
+
+
+def _pick(current: UniformGrid, candidate: UniformGrid, better: np.ndarray) -> UniformGrid:
+    """``current`` with the groups flagged in ``better`` taken from ``candidate``."""
+    shape, axis, block = current.quantized.shape, current.axis, current.block_size
+    take = _expand(better, shape, axis, block) if better.ndim else better
+    quantized = np.where(take, candidate.quantized, current.quantized)
+    scale = np.where(better, candidate.scale, current.scale).astype(current.scale.dtype)
+    zero_point = None
+    if current.zero_point is not None and candidate.zero_point is not None:
+        zero_point = np.where(better, candidate.zero_point, current.zero_point)
+    return UniformGrid(quantized, scale, zero_point, axis, block)
 
 
 def _reduce(data: np.ndarray, ufunc: np.ufunc, axis: int | None, block_size: int | None) -> np.ndarray:
