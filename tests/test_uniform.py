@@ -19,7 +19,9 @@ LAYOUTS = [
 @pytest.mark.parametrize(("layout", "scale_shape"), LAYOUTS)
 @pytest.mark.parametrize("bits", [2, 4, 8])
 @pytest.mark.parametrize("symmetric", [True, False])
-def test_grid_shapes_ranges_and_exact_dequantization(layout: dict, scale_shape: tuple, bits: int, symmetric: bool) -> None:
+def test_grid_shapes_ranges_and_exact_dequantization(
+    layout: dict, scale_shape: tuple, bits: int, symmetric: bool
+) -> None:
     values = np.random.default_rng(bits).standard_t(3, size=(150, 40)) * 0.05
     grid = quantize_uniform(values, bits, symmetric=symmetric, **layout)
     assert grid.scale.shape == scale_shape and grid.scale.dtype == np.float32
