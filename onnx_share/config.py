@@ -94,7 +94,14 @@ class WeightSpec:
 
 @dataclass(frozen=True)
 class ValidationConfig:
-    """How the original and the rewritten model are compared in onnxruntime."""
+    """How the original and the rewritten model are compared in onnxruntime.
+
+    A tensor (output, or intermediate with ``layerwise``) fails when its cosine similarity is below
+    ``min_cosine``, when an element is outside ``atol + rtol * |reference|`` (if either is given), or, for
+    integer and bool tensors, when any element differs. ``min_top1``: lowest top-1 agreement of
+    classification-shaped outputs. ``layerwise``: also compare every intermediate tensor both models share
+    by name and report the first (in topological order) that fails.
+    """
 
     inputs: tuple[str, ...] = ()
     input_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
@@ -104,6 +111,8 @@ class ValidationConfig:
     rtol: float | None = None
     min_cosine: float = 0.99
     enabled: bool = True
+    min_top1: float | None = None
+    layerwise: bool = False
 
 
 PASS_NAMES: tuple[str, ...] = ("fold-qdq", "share", "lowrank", "prune", "cluster")
@@ -132,6 +141,16 @@ class LowRankConfig:
     max_error: float | None = None
     min_saving: float = 0.2
 
+    def __post_init__(self) -> None:
+        if self.rank is not None and self.rank < 1:
+            raise OnnxShareError(f"lowrank.rank must be at least 1, got {self.rank}")
+        if self.energy is not None and not 0.0 < self.energy <= 1.0:
+            raise OnnxShareError(f"lowrank.energy must be in (0, 1], got {self.energy}")
+        if self.max_error is not None and not 0.0 <= self.max_error < 1.0:
+            raise OnnxShareError(f"lowrank.max_error must be in [0, 1), got {self.max_error}")
+        if not 0.0 <= self.min_saving < 1.0:
+            raise OnnxShareError(f"lowrank.min_saving must be in [0, 1), got {self.min_saving}")
+
     @property
     def enabled(self) -> bool:
         return self.rank is not None or self.energy is not None or self.max_error is not None
@@ -147,6 +166,16 @@ class PruneConfig:
     threshold: float | None = None
     scope: Literal["tensor", "global"] = "tensor"
     sparse: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fraction is not None and self.threshold is not None:
+            raise OnnxShareError("prune: set fraction or threshold, not both")
+        if self.fraction is not None and not 0.0 <= self.fraction <= 1.0:
+            raise OnnxShareError(f"prune.fraction must be in [0, 1], got {self.fraction}")
+        if self.threshold is not None and not self.threshold >= 0.0:
+            raise OnnxShareError(f"prune.threshold must be non-negative, got {self.threshold}")
+        if self.scope not in ("tensor", "global"):
+            raise OnnxShareError(f"prune.scope must be tensor or global, got {self.scope!r}")
 
     @property
     def enabled(self) -> bool:

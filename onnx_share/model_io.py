@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 import onnx
@@ -11,6 +12,7 @@ import onnx_ir as ir
 import onnx_ir.passes.common
 
 from onnx_share.errors import OnnxShareError
+from onnx_share.sparse_storage import densify_sparse_initializers, store_sparse_initializers_in_file
 
 # onnxruntime 1.31 loads IR versions up to 13 and default-domain opsets up to 26 (measured; see DESIGN.md).
 # Older opsets load too (below 7 with a warning); whether their kernels exist shows when the model runs.
@@ -36,6 +38,7 @@ def load_model(source: ModelSource) -> ir.Model:
     elif isinstance(source, onnx.ModelProto):
         copy = onnx.ModelProto()
         copy.CopyFrom(source)  # the IR wraps protos it reads, and the caller's proto must stay unchanged
+        densify_sparse_initializers(copy)
         model = ir.serde.deserialize_model(copy)
     else:
         model = _load_path(Path(source))
@@ -61,7 +64,10 @@ def _load_path(path: Path) -> ir.Model:
     if path.stat().st_size == 0:
         raise OnnxShareError(f"{path}: empty file, not an ONNX model")
     try:
-        model = ir.load(path)
+        proto = onnx.load(path, load_external_data=False)
+        densify_sparse_initializers(proto)  # onnx-ir would drop sparse initializers
+        model = ir.serde.deserialize_model(proto)
+        ir.external_data.set_base_dir(model.graph, path.parent)
     except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning, ValueError... depending on damage
         root = exc
         while root.__cause__ is not None:
@@ -126,11 +132,18 @@ def estimated_size_bytes(model: ir.Model) -> int:
     return total
 
 
-def save_model(model: ir.Model, path: str | os.PathLike, *, external_data: bool | None = None) -> Path:
+def save_model(
+    model: ir.Model,
+    path: str | os.PathLike,
+    *,
+    external_data: bool | None = None,
+    sparse: Collection[str] = (),
+) -> Path:
     """Write ``model`` to ``path`` atomically (a temp file beside it, then a rename).
 
     ``external_data``: True writes every large tensor to ``<name>.data`` beside the file with 64 KiB aligned
-    offsets; None does so only when the model would not fit in one protobuf (2 GiB).
+    offsets; None does so only when the model would not fit in one protobuf (2 GiB). ``sparse``: main-graph
+    initializers to store as sparse initializers where that is smaller (single-file saves only).
     """
     path = Path(path)
     if path.is_dir():
@@ -151,6 +164,7 @@ def save_model(model: ir.Model, path: str | os.PathLike, *, external_data: bool 
             )
         else:
             ir.save(model, tmp_name)
+            store_sparse_initializers_in_file(tmp_name, sparse)
         os.replace(tmp_name, path)
     except OSError as exc:
         raise OnnxShareError(f"cannot write {path}: {exc.strerror or exc}") from exc

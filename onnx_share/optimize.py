@@ -27,6 +27,7 @@ from onnx_share.model_io import (
     save_model,
 )
 from onnx_share.opset import min_ir_version
+from onnx_share.passes.prune_weights import sparse_candidates
 from onnx_share.pipeline import run_pipeline
 from onnx_share.report import Report, ValidationReport
 from onnx_share.selection import select_weights
@@ -53,7 +54,9 @@ class OptimizeResult:
         if external_data is None:
             external_data = estimated_size_bytes(self.model) >= PROTOBUF_LIMIT_BYTES
         start = time.perf_counter()
-        self.saved_path = save_model(self.model, path, external_data=external_data)
+        self.saved_path = save_model(
+            self.model, path, external_data=external_data, sparse=sparse_candidates(self.report)
+        )
         self.report.timings_s["save"] = time.perf_counter() - start
         self.report.output_path = str(self.saved_path)
         data_file = self.saved_path.with_name(self.saved_path.name + ".data")
@@ -106,9 +109,9 @@ def optimize(
     run_pipeline(loaded, config, report, progress=progress)
 
     report.opset_after = default_opset(loaded)
-    if report.compressed and report.opset_after is not None:
+    if report.opset_after is not None:
         loaded.ir_version = min(max(loaded.ir_version, min_ir_version(report.opset_after)), MAX_IR_VERSION)
-    else:
+    if not any(section.modified for section in report.passes):
         report.notes.append("nothing new to compress: no selected weight is left in float form")
     return OptimizeResult(loaded, report, model)
 

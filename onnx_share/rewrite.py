@@ -11,23 +11,36 @@ from onnx_share.weights import WeightTensor
 
 
 class NameScope:
-    """Value names already used anywhere in a model, handing out fresh ones derived from a base name."""
+    """Value and node names already used anywhere in a model, handing out fresh ones derived from a base name
+    (onnxruntime refuses two values, or two nodes, of one name)."""
 
     def __init__(self, model: ir.Model) -> None:
         self._taken: set[str] = set()
+        self._nodes: set[str] = set()
         for graph in model.graphs():
             self._taken.update(v.name for v in graph.inputs if v.name)
             self._taken.update(graph.initializers)
             for node in graph:
                 self._taken.update(v.name for v in node.outputs if v.name)
+                if node.name:
+                    self._nodes.add(node.name)
 
     def fresh(self, base: str) -> str:
-        name, n = base, 1
-        while name in self._taken:
-            name = f"{base}_{n}"
-            n += 1
-        self._taken.add(name)
-        return name
+        """A value name not yet used."""
+        return _fresh(self._taken, base)
+
+    def fresh_node(self, base: str) -> str:
+        """A node name not yet used."""
+        return _fresh(self._nodes, base)
+
+
+def _fresh(taken: set[str], base: str) -> str:
+    name, n = base, 1
+    while name in taken:
+        name = f"{base}_{n}"
+        n += 1
+    taken.add(name)
+    return name
 
 
 def constant(names: NameScope, base: str, array: np.ndarray) -> ir.Value:
@@ -69,7 +82,7 @@ def replace_weight(
 
 
 def node(op_type: str, inputs: Sequence[ir.Value], name: str, names: NameScope, **attributes: object) -> ir.Node:
-    """A default-domain node named ``name`` whose one output gets a fresh model-wide unique name."""
-    created = ir.node(op_type, list(inputs), attributes or None, name=name)
+    """A default-domain node named after ``name`` whose one output gets a model-wide unique name too."""
+    created = ir.node(op_type, list(inputs), attributes or None, name=names.fresh_node(name))
     created.outputs[0].name = names.fresh(name)
     return created

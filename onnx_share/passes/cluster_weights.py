@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from onnx_share.codebook.kmeans import kmeans_1d
 from onnx_share.codebook.metrics import relative_error
-from onnx_share.config import OptimizeConfig, WeightSpec
+from onnx_share.config import PIN_ZERO_FRACTION, OptimizeConfig, WeightSpec
 from onnx_share.model_io import MAX_OPSET
 from onnx_share.opset import raise_opset_to_best
 from onnx_share.passes.result import PassOutcome
@@ -69,11 +69,18 @@ def cluster_tensor(values: np.ndarray, spec: WeightSpec, axis: int | None, seed:
     centroids = np.empty((rows.shape[0], k), dtype=np.float64)
     indices = np.empty(rows.shape, dtype=np.uint8)
     for g, row in enumerate(rows):
-        result = kmeans_1d(row, k, init=spec.init, seed=seed)
+        result = kmeans_1d(row, k, init=spec.init, seed=seed, pin_zero=_pins_zero(row, spec.pin_zero))
         centroids[g, : len(result.centroids)] = result.centroids
         centroids[g, len(result.centroids) :] = result.centroids[-1]
         indices[g] = result.labels
     return Codebook(centroids, indices, None if granularity == "tensor" else axis, granularity, group_size)
+
+
+def _pins_zero(values: np.ndarray, requested: bool | None) -> bool:
+    """``pin_zero`` as asked, or (None) when at least ``PIN_ZERO_FRACTION`` of the values are exactly zero."""
+    if requested is not None:
+        return requested
+    return np.count_nonzero(values == 0) >= PIN_ZERO_FRACTION * values.size
 
 
 def _index_storage(bits: int, opset: int = MAX_OPSET) -> IndexStorage:
@@ -129,6 +136,9 @@ class ClusterWeightsPass(ir.passes.InPlacePass):
         nodes, initializers = self._decode_graph(weight, codebook, storage, original.dtype, names)
         replace_weight(weight, nodes, initializers)
         decoded = codebook.decode(weight.shape)
+        zeros_before = np.count_nonzero(original == 0) / original.size
+        if zeros_before:
+            notes.append(f"sparsity {zeros_before:.1%} -> {np.count_nonzero(decoded == 0) / decoded.size:.1%}")
         return TensorReport(
             name=weight.name,
             consumers=list(weight.op_types),

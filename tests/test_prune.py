@@ -1,0 +1,284 @@
+"""Magnitude pruning: exact masks on numpy, pruned graphs in onnxruntime, zeros through clustering, sparse storage,
+and the bundled digits CNN pruned and clustered (run with -s to see its accuracy and size)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import onnx
+import onnx.helper as oh
+import onnx.numpy_helper as onh
+import onnx_ir as ir
+import pytest
+from conftest import DIGITS_DIR, make_model, replace_initializers, run, tensor_info, with_outputs
+
+import onnx_share
+from onnx_share.codebook import pruning
+from onnx_share.config import OptimizeConfig, PruneConfig, WeightSpec
+from onnx_share.errors import OnnxShareError
+from onnx_share.model_io import save_model
+from onnx_share.passes.cluster_weights import cluster_tensor
+from onnx_share.passes.prune_weights import PruneWeightsPass, sparse_candidates
+from onnx_share.sparse_storage import (
+    densify_sparse_initializers,
+    store_sparse_initializers,
+    store_sparse_initializers_in_file,
+)
+
+FLOAT, FLOAT16, BOOL = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BOOL
+# kmeans_1d(pin_zero=True) averages an empty pinned segment before overwriting it with 0.0 (harmless 0/0).
+PINNED_MEAN_WARNING = "ignore:invalid value encountered in divide:RuntimeWarning"
+
+# ---------------------------------------------------------------------------------------------- numpy
+
+
+@pytest.mark.parametrize(("size", "fraction", "zeros"), [(10, 0.3, 3), (7, 0.5, 4), (100, 0.0, 0), (100, 1.0, 100),
+                                                         (3, 0.34, 2), (1000, 0.999, 999)])
+def test_zeros_for_fraction(size: int, fraction: float, zeros: int) -> None:
+    assert pruning.zeros_for_fraction(size, fraction) == zeros
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.77, 0.9])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, ml_dtypes.bfloat16])
+def test_fraction_mask_is_exact(fraction: float, dtype: type, rng: np.random.Generator) -> None:
+    w = rng.normal(size=(37, 29)).astype(dtype)
+    mask = pruning.fraction_mask(w, fraction)
+    assert mask.shape == w.shape and mask.sum() == pruning.zeros_for_fraction(w.size, fraction)
+    magnitudes = np.abs(w.astype(np.float64))
+    assert magnitudes[mask].max() <= magnitudes[~mask].min()
+    pruned = pruning.apply_mask(w, mask)
+    assert pruned.dtype == w.dtype and pruning.sparsity(pruned) == pytest.approx(mask.mean())
+    np.testing.assert_array_equal(pruned[~mask], w[~mask])
+
+
+def test_ties_are_cut_by_position_and_existing_zeros_count() -> None:
+    w = np.array([[0.5, -0.5, 0.0, 0.5], [0.5, 2.0, -0.5, 0.0]], dtype=np.float32)
+    mask = pruning.fraction_mask(w, 0.5)  # 2 zeros already, then the first two of six tied 0.5s
+    np.testing.assert_array_equal(mask, [[True, True, True, False], [False, False, False, True]])
+    np.testing.assert_array_equal(pruning.fraction_mask(w, 0.5), mask)
+
+
+def test_threshold_mask_zeroes_at_or_below() -> None:
+    w = np.array([0.1, -0.2, 0.3, -0.05, 0.2], dtype=np.float32)
+    np.testing.assert_array_equal(pruning.threshold_mask(w, 0.2), [True, True, False, True, True])
+    np.testing.assert_array_equal(pruning.threshold_mask(w, 0.0), [False] * 5)
+    np.testing.assert_array_equal(pruning.threshold_mask(w.astype(np.float16), 1e6), [True] * 5)
+    with pytest.raises(ValueError, match="threshold"):
+        pruning.threshold_mask(w, -1.0)
+
+
+def test_global_masks_share_one_cut(rng: np.random.Generator) -> None:
+    tensors = [rng.normal(size=(50, 40)).astype(np.float32) * 0.1, rng.normal(size=(300,)).astype(np.float16),
+               rng.normal(size=(20, 20)).astype(np.float32) * 3.0]
+    masks = pruning.global_fraction_masks(tensors, 0.6)
+    total = sum(t.size for t in tensors)
+    assert sum(int(m.sum()) for m in masks) == pruning.zeros_for_fraction(total, 0.6)
+    pruned_max = max(np.abs(t.astype(np.float64))[m].max() for t, m in zip(tensors, masks, strict=True) if m.any())
+    kept_min = min(np.abs(t.astype(np.float64))[~m].min() for t, m in zip(tensors, masks, strict=True))
+    assert pruned_max <= kept_min
+    fractions = [m.mean() for m in masks]
+    assert fractions[0] > fractions[1] > fractions[2]  # small weights go first, whichever tensor holds them
+    tied = [np.full(4, 0.5, np.float32), np.full(4, 0.5, np.float32)]
+    assert [int(m.sum()) for m in pruning.global_fraction_masks(tied, 0.75)] == [4, 2]
+
+
+def test_sparse_size() -> None:
+    assert pruning.sparse_nbytes(10, 4) == 120
+
+
+# ---------------------------------------------------------------------------------------------- graphs
+
+
+def _two_layer(rng: np.random.Generator) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    weights = {"W1": rng.normal(size=(64, 48)).astype(np.float32),
+               "K": rng.normal(size=(8, 4, 3, 3)).astype(np.float32) * 2.0}
+    nodes = [oh.make_node("MatMul", ["x", "W1"], ["h"], name="fc"),
+             oh.make_node("Conv", ["img", "K"], ["c"], pads=[1, 1, 1, 1], name="conv")]
+    model = make_model(nodes, [tensor_info("x", FLOAT, [2, 64]), tensor_info("img", FLOAT, [1, 4, 5, 5])],
+                       [tensor_info("h", FLOAT, [2, 48]), tensor_info("c", FLOAT, [1, 8, 5, 5])], weights)
+    feeds = {"x": rng.normal(size=(2, 64)).astype(np.float32), "img": rng.normal(size=(1, 4, 5, 5)).astype(np.float32)}
+    return model, feeds
+
+
+def _weights(path: Path) -> dict[str, np.ndarray]:
+    return {t.name: onh.to_array(t) for t in onnx.load(path).graph.initializer}
+
+
+def _prune_rows(result: onnx_share.OptimizeResult) -> dict[str, dict]:
+    return {row["name"]: row for s in result.report.passes if s.name == "prune" for row in s.changes}
+
+
+@pytest.mark.parametrize("prune", [{"fraction": 0.5}, {"fraction": 0.8, "scope": "global"}, {"threshold": 0.7}])
+def test_pruned_graph_runs_like_numpy_pruning(prune: dict, tmp_path: Path, rng: np.random.Generator) -> None:
+    model, feeds = _two_layer(rng)
+    originals = {t.name: onh.to_array(t) for t in model.graph.initializer}
+    result = onnx_share.optimize(model, {"passes": ["prune"], "prune": {**prune, "sparse": False}, "min_elements": 16})
+    out = result.save(tmp_path / "pruned.onnx")
+    onnx.checker.check_model(str(out), full_check=True)
+    if "threshold" in prune:
+        masks = {k: pruning.threshold_mask(v, prune["threshold"]) for k, v in originals.items()}
+    elif prune.get("scope") == "global":
+        masks = dict(zip(originals, pruning.global_fraction_masks(list(originals.values()), prune["fraction"]),
+                         strict=True))
+    else:
+        masks = {k: pruning.fraction_mask(v, prune["fraction"]) for k, v in originals.items()}
+    expected = {k: pruning.apply_mask(v, masks[k]) for k, v in originals.items()}
+    saved = _weights(out)
+    rows = _prune_rows(result)
+    for name, want in expected.items():
+        np.testing.assert_array_equal(saved[name], want)
+        row = rows[name]
+        assert row["sparsity_before"] == 0.0 and row["sparsity_after"] == pytest.approx(pruning.sparsity(want))
+        assert row["relative_error"] == pytest.approx(np.linalg.norm(originals[name] - want)
+                                                      / np.linalg.norm(originals[name]), rel=1e-6)
+        assert row["storage"] == "dense" and row["bytes_after"] == row["bytes_before"]
+    if prune.get("scope") == "global":
+        total = sum(v.size for v in expected.values())
+        assert sum(int((v == 0).sum()) for v in expected.values()) == pruning.zeros_for_fraction(total, 0.8)
+        assert any("global cut" in note for note in result.report.notes)
+    for want, got in zip(run(replace_initializers(model, expected), feeds), run(out, feeds), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_constant_node_and_subgraph_weights_are_pruned(tmp_path: Path, rng: np.random.Generator) -> None:
+    outer = rng.normal(size=(32, 16)).astype(np.float16)
+    inner = rng.normal(size=(32, 16)).astype(np.float16)
+    then_graph = oh.make_graph([oh.make_node("MatMul", ["x", "W_outer"], ["t"])], "then", [],
+                               [tensor_info("t", FLOAT16, [2, 16])])
+    else_graph = oh.make_graph([oh.make_node("Constant", [], ["W_inner"], value=onh.from_array(inner, "W_inner")),
+                                oh.make_node("MatMul", ["x", "W_inner"], ["e"])], "else", [],
+                               [tensor_info("e", FLOAT16, [2, 16])])
+    node = oh.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)
+    model = make_model([node], [tensor_info("cond", BOOL, []), tensor_info("x", FLOAT16, [2, 32])],
+                       [tensor_info("y", FLOAT16, [2, 16])], {"W_outer": outer})
+    result = onnx_share.optimize(model, {"passes": ["prune"], "prune": {"fraction": 0.5}, "min_elements": 16})
+    out = result.save(tmp_path / "pruned.onnx")
+    rows = _prune_rows(result)
+    assert set(rows) == {"W_outer", "W_inner"}
+    assert rows["W_inner"]["storage"] == "dense" and "main-graph" in rows["W_inner"]["storage_reason"]
+    x = rng.normal(size=(2, 32)).astype(np.float16)
+    for cond, weight in ((True, outer), (False, inner)):
+        want = x.astype(np.float32) @ pruning.apply_mask(weight, pruning.fraction_mask(weight, 0.5)).astype(np.float32)
+        (got,) = run(out, {"cond": np.array(cond), "x": x})
+        np.testing.assert_allclose(got.astype(np.float32), want, rtol=1e-2, atol=2e-2)
+
+
+@pytest.mark.filterwarnings(PINNED_MEAN_WARNING)
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_clustering_a_pruned_tensor_keeps_its_zeros(granularity: str, rng: np.random.Generator) -> None:
+    w = rng.normal(size=(64, 96)).astype(np.float32)
+    pruned = pruning.apply_mask(w, pruning.fraction_mask(w, 0.5))
+    for pin_zero in (None, True):
+        codebook = cluster_tensor(pruned, WeightSpec(bits=4, granularity=granularity, pin_zero=pin_zero), axis=1)
+        decoded = codebook.decode(w.shape)
+        assert np.count_nonzero(decoded == 0) >= np.count_nonzero(pruned == 0)
+        np.testing.assert_array_equal(decoded[pruned == 0], 0.0)
+    # Few clusters, light pruning: unpinned k-means merges the zeros with small weights; the auto pin keeps them.
+    lightly = pruning.apply_mask(w, pruning.fraction_mask(w, 0.2))
+    for pin_zero, kept in ((False, False), (None, True)):
+        decoded = cluster_tensor(lightly, WeightSpec(bits=2, pin_zero=pin_zero), axis=None).decode(w.shape)
+        assert bool(np.all(decoded[lightly == 0] == 0)) is kept
+
+
+@pytest.mark.filterwarnings(PINNED_MEAN_WARNING)
+def test_prune_then_cluster_keeps_zeros_in_the_model(tmp_path: Path, rng: np.random.Generator) -> None:
+    model, feeds = _two_layer(rng)
+    config = {"passes": ["prune", "cluster"], "prune": {"fraction": 0.5}, "default": {"bits": 4}, "min_elements": 16}
+    result = onnx_share.optimize(model, config)
+    out = result.save(tmp_path / "out.onnx")
+    onnx.checker.check_model(str(out), full_check=True)
+    assert [s.name for s in result.report.passes] == ["prune", "cluster"]
+    rows = _prune_rows(result)
+    assert all(row["storage"] == "dense" and "cluster" in row["storage_reason"] for row in rows.values())
+    decoded = dict(zip(["W1", "K"], run(with_outputs(onnx.load(out), ["W1", "K"]), feeds)[2:], strict=True))
+    for name, values in decoded.items():
+        assert np.count_nonzero(values == 0) >= rows[name]["sparsity_after"] * values.size
+    notes = {t.name: t.notes for t in result.report.compressed}
+    assert all(notes[name][-1].startswith("sparsity 50.0% -> ") for name in decoded)
+
+
+def test_sparse_storage_runs_identically_and_is_smaller(tmp_path: Path, rng: np.random.Generator) -> None:
+    model, feeds = _two_layer(rng)
+    result = onnx_share.optimize(model, {"passes": ["prune"], "prune": {"fraction": 0.9}, "min_elements": 16})
+    rows = _prune_rows(result)
+    assert rows["W1"]["storage"] == "sparse"
+    assert rows["W1"]["bytes_after"] == pruning.sparse_nbytes(3072 - 2765, 4)  # ceil(0.9 * 3072) zeros
+    assert sparse_candidates(result.report) == ["W1", "K"]
+    dense_path = save_model(result.model, tmp_path / "dense.onnx")
+    sparse_path = result.save(tmp_path / "sparse.onnx")  # the save step stores the chosen tensors sparse
+    assert result.report.file_bytes_after == sparse_path.stat().st_size
+    assert sparse_path.stat().st_size < dense_path.stat().st_size
+    again = tmp_path / "again.onnx"
+    again.write_bytes(dense_path.read_bytes())
+    assert store_sparse_initializers_in_file(again, sparse_candidates(result.report)) == ["W1", "K"]
+    assert again.read_bytes() == sparse_path.read_bytes()
+    sparse_model = onnx.load(sparse_path)
+    onnx.checker.check_model(sparse_model)  # full_check's shape inference does not type sparse initializers
+    assert sorted(s.values.name for s in sparse_model.graph.sparse_initializer) == ["K", "W1"]
+    assert all(s.indices.data_type == onnx.TensorProto.INT64 for s in sparse_model.graph.sparse_initializer)
+    for want, got in zip(run(dense_path, feeds), run(sparse_path, feeds), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert densify_sparse_initializers(sparse_model) == ["W1", "K"]
+    densified = {t.name: onh.to_array(t) for t in sparse_model.graph.initializer}
+    for name, values in _weights(dense_path).items():
+        np.testing.assert_array_equal(densified[name], values)
+    ir.serde.deserialize_model(sparse_model)  # readable by onnx-ir again
+
+
+def test_sparse_not_chosen_when_not_smaller(tmp_path: Path, rng: np.random.Generator) -> None:
+    model, _ = _two_layer(rng)
+    result = onnx_share.optimize(model, {"passes": ["prune"], "prune": {"fraction": 0.5}, "min_elements": 16})
+    rows = _prune_rows(result)
+    assert all(r["storage"] == "dense" and "not smaller" in r["storage_reason"] for r in rows.values())
+    assert sparse_candidates(result.report) == []
+    proto = ir.to_proto(result.model)
+    assert store_sparse_initializers(proto, ["W1", "K"]) == []  # 50% zeros: 12 bytes per value > 4 dense
+
+
+def test_fp16_sparse_form_keeps_dtype(rng: np.random.Generator) -> None:
+    w = rng.normal(size=(40, 40)).astype(np.float16)
+    pruned = pruning.apply_mask(w, pruning.fraction_mask(w, 0.95))
+    dense = make_model([oh.make_node("MatMul", ["x", "W"], ["y"])], [tensor_info("x", FLOAT16, [1, 40])],
+                       [tensor_info("y", FLOAT16, [1, 40])], {"W": pruned})
+    sparse = onnx.ModelProto()
+    sparse.CopyFrom(dense)
+    assert store_sparse_initializers(sparse, ["W"]) == ["W"]
+    assert sparse.graph.sparse_initializer[0].values.data_type == FLOAT16
+    x = rng.normal(size=(1, 40)).astype(np.float16)
+    np.testing.assert_array_equal(run(sparse, {"x": x})[0], run(dense, {"x": x})[0])
+    densify_sparse_initializers(sparse)
+    np.testing.assert_array_equal(onh.to_array(sparse.graph.initializer[0]), pruned)
+
+
+def test_options_are_checked() -> None:
+    for options, message in (({"fraction": 0.5, "threshold": 0.1}, "not both"), ({"fraction": 1.5}, "fraction"),
+                             ({"threshold": -1.0}, "threshold"), ({"fraction": 0.5, "scope": "layer"}, "scope")):
+        with pytest.raises(OnnxShareError, match=message):
+            PruneWeightsPass(OptimizeConfig(prune=PruneConfig(**options)))
+
+
+# ---------------------------------------------------------------------------------------------- digits CNN
+
+
+@pytest.mark.filterwarnings(PINNED_MEAN_WARNING)
+def test_digits_pruned_half_and_clustered_5_bits_within_one_point(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("digits_evaluate", DIGITS_DIR / "evaluate.py")
+    assert spec is not None and spec.loader is not None
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    original = DIGITS_DIR / "digits_cnn.onnx"
+    config = {"passes": ["prune", "cluster"], "prune": {"fraction": 0.5}, "default": {"bits": 5}}
+    result = onnx_share.optimize(original, config)
+    out = result.save(tmp_path / "pruned_clustered.onnx")
+    float_accuracy, accuracy = evaluate.accuracy(original), evaluate.accuracy(out)
+    ratio = original.stat().st_size / out.stat().st_size
+    print(f"\ndigits_cnn prune 50% + lut5: accuracy {accuracy:.4f} (float {float_accuracy:.4f}), "
+          f"file {out.stat().st_size} bytes ({ratio:.2f}x smaller)")
+    assert {row["name"] for row in _prune_rows(result).values()} == {"conv2.weight", "conv3.weight", "fc1.weight"}
+    assert all(row["sparsity_after"] == 0.5 for row in _prune_rows(result).values())
+    assert {t.name for t in result.report.compressed} == {"conv2.weight", "conv3.weight", "fc1.weight"}
+    assert abs(accuracy - float_accuracy) <= 0.01
+    assert ratio > 3.0
