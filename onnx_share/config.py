@@ -126,6 +126,10 @@ class ShareConfig:
     tolerance: float | None = None
     transposed: bool = True
 
+    def __post_init__(self) -> None:
+        if self.tolerance is not None and not 0.0 <= self.tolerance < 1.0:
+            raise OnnxShareError(f"share.tolerance must be in [0, 1), got {self.tolerance}")
+
 
 @dataclass(frozen=True)
 class LowRankConfig:

@@ -11,8 +11,12 @@ import onnx_ir as ir
 from onnx_share.config import OptimizeConfig
 from onnx_share.errors import OnnxShareError
 from onnx_share.passes.cluster_weights import ClusterWeightsPass
+from onnx_share.passes.fold_qdq import FoldQdqPass
+from onnx_share.passes.prune_weights import PruneWeightsPass
 from onnx_share.passes.quantize_weights import QuantizeWeightsPass
 from onnx_share.passes.result import PassOutcome
+from onnx_share.passes.share_weights import ShareWeightsPass
+from onnx_share.passes.split_low_rank import SplitLowRankPass
 from onnx_share.report import PassSection, Report
 
 log = logging.getLogger("onnx_share")
@@ -21,6 +25,10 @@ PassFactory = Callable[[OptimizeConfig, bool], list[ir.passes.PassBase]]
 
 # "cluster" compresses every selected weight with its spec's scheme: k-means codebooks (lut) or uniform grids.
 PASS_FACTORIES: dict[str, PassFactory] = {
+    "fold-qdq": lambda config, progress: [FoldQdqPass()],
+    "share": lambda config, progress: [ShareWeightsPass(config.share, min_elements=config.min_elements)],
+    "lowrank": lambda config, progress: [SplitLowRankPass(config, progress=progress)],
+    "prune": lambda config, progress: [PruneWeightsPass(config, progress=progress)],
     "cluster": lambda config, progress: [
         ClusterWeightsPass(config, progress=progress),
         QuantizeWeightsPass(config, progress=progress),

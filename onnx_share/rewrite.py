@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import onnx_ir as ir
 
+from onnx_share.model_io import FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS
 from onnx_share.weights import WeightTensor
 
 
@@ -41,6 +42,19 @@ def _fresh(taken: set[str], base: str) -> str:
         n += 1
     taken.add(name)
     return name
+
+
+def allow_plain_initializers(model: ir.Model) -> str | None:
+    """Raise IR < 4 (where every initializer had to be a graph input too) so new initializers need not be;
+    returns a note saying so, or None when nothing changed."""
+    if (model.ir_version or 0) >= FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS:
+        return None
+    note = (
+        f"IR version raised from {model.ir_version} to {FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS}: "
+        "new initializers are not graph inputs"
+    )
+    model.ir_version = FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS
+    return note
 
 
 def constant(names: NameScope, base: str, array: np.ndarray) -> ir.Value:
