@@ -9,7 +9,6 @@ from collections.abc import Callable
 import onnx_ir as ir
 
 from onnx_share.config import OptimizeConfig
-from onnx_share.errors import OnnxShareError
 from onnx_share.passes.cluster_weights import ClusterWeightsPass
 from onnx_share.passes.fold_qdq import FoldQdqPass
 from onnx_share.passes.prune_weights import PruneWeightsPass
@@ -39,11 +38,7 @@ PASS_FACTORIES: dict[str, PassFactory] = {
 def run_pipeline(model: ir.Model, config: OptimizeConfig, report: Report, *, progress: bool = False) -> None:
     """Run ``config.pass_names`` over ``model`` in place, recording a section per pass in ``report``."""
     for name in config.pass_names:
-        factory = PASS_FACTORIES.get(name)
-        if factory is None and config.passes is None:  # TODO(lead): remove once every pass is registered
-            continue
-        if factory is None:
-            raise OnnxShareError(f"pass {name!r} is not available in this version")
+        factory = PASS_FACTORIES[name]
         start = time.perf_counter()
         outcomes = [_run(p, model) for p in factory(config, progress)]
         section = _section(name, time.perf_counter() - start, outcomes)
