@@ -7,6 +7,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0+source"
 
+from onnx_share.comparison import compare
 from onnx_share.config import OptimizeConfig, ValidationConfig, WeightSpec, load_config
 from onnx_share.errors import OnnxShareError
 from onnx_share.model_io import load_model, save_model
@@ -20,6 +21,7 @@ __all__ = [
     "ValidationConfig",
     "WeightSpec",
     "__version__",
+    "compare",
     "compare_models",
     "load_config",
     "load_model",

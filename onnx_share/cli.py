@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onnx_share import __version__
 from onnx_share.config import GRANULARITIES, SCHEMES, OptimizeConfig, load_config
 from onnx_share.errors import OnnxShareError
 from onnx_share.model_io import same_file
+from onnx_share.targets.checks import TARGETS
 from onnx_share.validation import check_validation_inputs, parse_input_shapes
+
+if TYPE_CHECKING:
+    from onnx_share.report import CompareReport, Report
+    from onnx_share.targets.tensorrt import TensorRTOptions
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -26,9 +33,14 @@ EXAMPLES = """examples:
   onnx-share optimize model.onnx small.onnx --scheme uniform --bits 4 --check --report report.json
   onnx-share optimize model.onnx small.onnx --granularity channel --exclude '*embeddings*'
   onnx-share optimize bert.onnx bert4.onnx --input-shapes input_ids:[1,128] attention_mask:[1,128]
+  onnx-share optimize model.onnx small.onnx --bits 4 --inputs batch.npz --report-html report.html
   onnx-share inspect model.onnx --bits 4
+  onnx-share compare model.onnx small.onnx --inputs a.npz b.npz --report-html compare.html
+  onnx-share compare model.onnx small.onnx --input-shapes input_ids:[1,128] --trt --fp16
+  onnx-share check --target tensorrt small.onnx
 
-exit codes: 0 ok, 1 error (bad input or options), 2 usage, 3 --check failed
+exit codes: 0 ok, 1 error (bad input or options), 2 usage,
+            3 --check failed, compare found an output outside the tolerances, or check found an error
 """
 
 
@@ -53,17 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("output", help="where to write the rewritten model")
     _add_spec_arguments(opt)
     opt.add_argument("--report", metavar="FILE", help="write the JSON report here")
+    opt.add_argument("--report-html", metavar="FILE", help="write a self-contained HTML report here "
+                     "(size per tensor, weight histograms, per-layer error chart; implies --layerwise)")
     opt.add_argument("--external-data", action="store_true", default=None,
                      help="store tensors in OUT.data beside OUT (automatic above 2 GB)")
-    val = opt.add_argument_group("validation")
-    val.add_argument("--inputs", nargs="+", metavar="NPZ", help="input samples, one .npz per sample")
-    val.add_argument("--input-shapes", nargs="+", metavar="NAME:[D,...]", help="shapes for dynamic inputs")
-    val.add_argument("--samples", type=int, help="generated input samples (default 1)")
+    val = _add_validation_arguments(opt)
+    val.add_argument("--layerwise", action=argparse.BooleanOptionalAction, default=None,
+                     help="also compare every intermediate tensor both models share and name the first one "
+                     "outside the tolerances (default: with --report-html)")
     val.add_argument("--no-validate", action="store_true", help="skip the onnxruntime comparison")
     val.add_argument("--check", action="store_true", help="exit 3 when an output fails the tolerances")
-    val.add_argument("--atol", type=float, help="absolute tolerance per element (with --rtol: atol + rtol*|ref|)")
-    val.add_argument("--rtol", type=float, help="relative tolerance per element")
-    val.add_argument("--min-cosine", type=float, help="lowest cosine similarity per output (default 0.99)")
+    _add_tensorrt_arguments(opt)
     opt.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: when stderr is a terminal)")
     opt.add_argument("-v", "--verbose", action="count", default=0, help="-v: INFO logs and tracebacks; -vv: DEBUG")
@@ -74,7 +86,64 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--top", type=int, default=30, help="rows to show (default 30)")
     ins.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ins.add_argument("-v", "--verbose", action="count", default=0)
+
+    cmp = commands.add_parser(
+        "compare",
+        help="compare a rewritten model with its original, output by output and layer by layer",
+        description="Run ORIGINAL and REWRITTEN in onnxruntime on the same inputs; report per-output errors, "
+        "the first intermediate tensor (in topological order) outside the tolerances, and what happened to "
+        "each weight. Exit 3 when an output is outside the tolerances or the TensorRT engine fails.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmp.add_argument("original", help="the reference model")
+    cmp.add_argument("rewritten", help="the model to check against it")
+    val = _add_validation_arguments(cmp)
+    val.add_argument("--seed", type=int, help="seed for generated inputs (default 0)")
+    val.add_argument("--no-layerwise", action="store_true", help="compare the outputs only")
+    cmp.add_argument("--report", metavar="FILE", help="write the JSON report here")
+    cmp.add_argument("--report-html", metavar="FILE", help="write a self-contained HTML report here")
+    _add_tensorrt_arguments(cmp)
+    cmp.add_argument("-v", "--verbose", action="count", default=0)
+
+    chk = commands.add_parser(
+        "check",
+        help="list what a runtime would reject or run slowly, one line per node (no GPU needed)",
+        description="Static check of MODEL for a deployment target: TensorRT's ONNX parser limits (zero "
+        "points, INT4 blocks, UINT8 tensors, Gather on 8/4-bit data, missing types) or onnxruntime's "
+        "(loadable versions, DequantizeLinear not fused into MatMulNBits, DequantizeLinear into Conv). "
+        "Exit 3 when an error is found (with --strict, also a warning).",
+    )
+    chk.add_argument("model")
+    chk.add_argument("--target", required=True, choices=TARGETS)
+    chk.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    chk.add_argument("--json", action="store_true", help="print JSON instead of lines")
+    chk.add_argument("-v", "--verbose", action="count", default=0)
     return parser
+
+
+def _add_validation_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    val = parser.add_argument_group("validation")
+    val.add_argument("--inputs", nargs="+", metavar="NPZ", help="input samples, one .npz per sample (arrays named "
+                     "after the model inputs; other arrays are ignored)")
+    val.add_argument("--input-shapes", nargs="+", metavar="NAME:[D,...]", help="shapes for dynamic inputs")
+    val.add_argument("--samples", type=int, help="generated input samples (default 1)")
+    val.add_argument("--atol", type=float, help="absolute tolerance per element (with --rtol: atol + rtol*|ref|)")
+    val.add_argument("--rtol", type=float, help="relative tolerance per element")
+    val.add_argument("--min-cosine", type=float, help="lowest cosine similarity per tensor (default 0.99)")
+    val.add_argument("--min-top1", type=float, metavar="FRACTION",
+                     help="lowest top-1 agreement of classification-shaped outputs (default: not checked)")
+    return val
+
+
+def _add_tensorrt_arguments(parser: argparse.ArgumentParser) -> None:
+    trt = parser.add_argument_group("TensorRT (optional extra: pip install 'onnx-share[trt]', NVIDIA GPU)")
+    trt.add_argument("--trt", action="store_true", help="build a TensorRT engine from the rewritten model through "
+                     "Polygraphy, compare it with onnxruntime, and record engine size and latency")
+    precision = trt.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="let TensorRT use FP16 kernels")
+    precision.add_argument("--strongly-typed", action="store_true", help="strongly typed network: every tensor "
+                           "keeps the model's type")
 
 
 def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,7 +212,25 @@ def _validation_changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["seed"] = args.seed
     if getattr(args, "no_validate", False):
         changes["enabled"] = False
+    if getattr(args, "min_top1", None) is not None:
+        changes["min_top1"] = args.min_top1
+    if getattr(args, "no_layerwise", False):
+        changes["layerwise"] = False
+    elif getattr(args, "layerwise", None) is not None:
+        changes["layerwise"] = args.layerwise
+    elif getattr(args, "report_html", None):
+        changes["layerwise"] = True
     return changes
+
+
+def _tensorrt_options(args: argparse.Namespace) -> TensorRTOptions | None:
+    if not args.trt:
+        if args.fp16 or args.strongly_typed:
+            raise OnnxShareError("--fp16 and --strongly-typed apply to the TensorRT build; add --trt")
+        return None
+    from onnx_share.targets.tensorrt import TensorRTOptions
+
+    return TensorRTOptions(fp16=args.fp16, strongly_typed=args.strongly_typed)
 
 
 def run_optimize(args: argparse.Namespace) -> int:
@@ -152,20 +239,28 @@ def run_optimize(args: argparse.Namespace) -> int:
     if same_file(args.input, args.output):
         raise OnnxShareError(f"output {args.output} is the input file; choose another output path")
     config = config_from_args(args)
+    tensorrt = _tensorrt_options(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     result = optimize(args.input, config, progress=progress)
     if config.validation.enabled:
         check_validation_inputs(args.input, config.validation)
     result.save(args.output)
+    result.report.command = args.command_line
     status = EXIT_OK
     if config.validation.enabled:
         validation = result.validate(config.validation)
         if args.check and not validation.passed:
             status = EXIT_CHECK_FAILED
-    if args.report:
-        result.report.write_json(args.report)
+    if tensorrt is not None:
+        from onnx_share.targets.tensorrt import run_tensorrt
+
+        target = run_tensorrt(args.output, config.validation, tensorrt)
+        result.report.targets.append(target)
+        if args.check and target.passed is False:
+            status = EXIT_CHECK_FAILED
+    written = _write_reports(result.report, args)
     print(result.report.summary())
-    print(f"wrote {args.output}" + (f" and {args.report}" if args.report else ""))
+    print(f"wrote {', '.join([str(args.output), *written])}")
     if status == EXIT_CHECK_FAILED:
         print("check failed: an output is outside the tolerances", file=sys.stderr)
     return status
@@ -182,15 +277,66 @@ def run_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_compare(args: argparse.Namespace) -> int:
+    from onnx_share.comparison import compare
+
+    changes = _validation_changes(args)
+    changes.setdefault("layerwise", True)
+    config = OptimizeConfig.from_dict({"validation": changes}).validation
+    report = compare(args.original, args.rewritten, config, tensorrt=_tensorrt_options(args),
+                     command=args.command_line)
+    written = _write_reports(report, args)
+    print(report.summary())
+    if written:
+        print(f"wrote {', '.join(written)}")
+    if not report.passed:
+        print("compare failed: an output is outside the tolerances", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from onnx_share.targets.checks import check_model
+
+    findings = check_model(args.model, args.target)
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = len(findings) - errors
+    if args.json:
+        print(json.dumps({"model": args.model, "target": args.target, "errors": errors, "warnings": warnings,
+                          "findings": [dataclasses.asdict(f) for f in findings]}, indent=2))
+    else:
+        for finding in findings:
+            print(finding.line())
+        print(f"{args.target} check of {args.model}: {errors} error(s), {warnings} warning(s)")
+    return EXIT_CHECK_FAILED if errors or (args.strict and warnings) else EXIT_OK
+
+
+def _write_reports(report: Report | CompareReport, args: argparse.Namespace) -> list[str]:
+    """Write the JSON and HTML reports the flags ask for; the paths written."""
+    written = []
+    if args.report:
+        report.write_json(args.report)
+        written.append(args.report)
+    if args.report_html:
+        from onnx_share.html_report import write_html_report
+
+        write_html_report(report, args.report_html)
+        written.append(args.report_html)
+    return written
+
+
+COMMANDS = {"optimize": run_optimize, "inspect": run_inspect, "compare": run_compare, "check": run_check}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["onnx-share", *argv])
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "optimize":
-            return run_optimize(args)
-        return run_inspect(args)
+        return COMMANDS[args.command](args)
     except OnnxShareError as exc:
         if args.verbose:
             traceback.print_exc()

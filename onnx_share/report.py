@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPORT_SCHEMA_VERSION = 1
+# 2: "kind", "command", "targets"; per-output shape/dtype/top-1 agreement; layer-wise comparison; compare reports.
+# The JSON shape of every version is documented in docs/REPORT_SCHEMA.md.
+REPORT_SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -58,6 +60,38 @@ class OutputStats:
     max_rel_error: float
     cosine_similarity: float
     passed: bool
+    shape: list[int] | None = None
+    dtype: str | None = None
+    exact: bool = False
+    top1_agreement: float | None = None
+
+
+@dataclass
+class LayerStats:
+    """One intermediate tensor present in both models, compared like an output (None numbers: skipped)."""
+
+    index: int
+    name: str
+    op_type: str
+    node: str
+    shape: list[int] | None = None
+    dtype: str | None = None
+    max_abs_error: float | None = None
+    mean_abs_error: float | None = None
+    max_rel_error: float | None = None
+    cosine_similarity: float | None = None
+    exact: bool = False
+    passed: bool | None = None
+    skipped: str | None = None
+
+
+@dataclass
+class InputArray:
+    """One model input as fed to both models: dtype and the shape of each sample."""
+
+    name: str
+    dtype: str
+    shapes: list[list[int]]
 
 
 @dataclass
@@ -69,6 +103,33 @@ class ValidationReport:
     outputs: list[OutputStats]
     tolerances: dict[str, float | None]
     passed: bool
+    input_arrays: list[InputArray] = field(default_factory=list)
+    ignored_arrays: list[str] = field(default_factory=list)
+    layerwise: bool = False
+    layers: list[LayerStats] = field(default_factory=list)
+    first_divergence: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def first_divergent_layer(self) -> LayerStats | None:
+        return next((layer for layer in self.layers if layer.name == self.first_divergence), None)
+
+
+@dataclass
+class TargetReport:
+    """A deployment target's run of the rewritten model (TensorRT): did it build, how big, how fast, how close."""
+
+    target: str
+    available: bool
+    reason: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    built: bool = False
+    engine_bytes: int | None = None
+    build_seconds: float | None = None
+    latency_ms: float | None = None
+    outputs: list[OutputStats] = field(default_factory=list)
+    passed: bool | None = None
+    findings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +149,9 @@ class Report:
     validation: ValidationReport | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    command: str | None = None
+    targets: list[TargetReport] = field(default_factory=list)
+    kind: str = "optimize"
     schema_version: int = REPORT_SCHEMA_VERSION
 
     @property
@@ -164,17 +228,103 @@ class Report:
                 )
         lines.extend(f"note: {n}" for n in self.notes)
         if self.validation is not None:
-            v = self.validation
-            lines.append(f"validation ({v.inputs}, {v.samples} sample(s)): {'PASS' if v.passed else 'FAIL'}")
-            for o in v.outputs:
-                lines.append(
-                    f"  {_clip(o.name, 30):<30} max|err| {o.max_abs_error:.3g}  mean|err| {o.mean_abs_error:.3g}  "
-                    f"max rel {o.max_rel_error:.3g}  cosine {o.cosine_similarity:.6f}  "
-                    f"{'ok' if o.passed else 'FAIL'}"
-                )
+            lines.extend(validation_lines(self.validation))
+        for target in self.targets:
+            lines.extend(target_lines(target))
         if self.timings_s:
             lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in self.timings_s.items()))
         return "\n".join(lines)
+
+
+@dataclass
+class CompareReport:
+    """What ``compare`` measured between an original and a rewritten model."""
+
+    tool_version: str
+    original_path: str | None
+    rewritten_path: str | None
+    config: dict[str, Any]
+    validation: ValidationReport
+    tensors: list[TensorReport] = field(default_factory=list)
+    file_bytes_before: int | None = None
+    file_bytes_after: int | None = None
+    targets: list[TargetReport] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    command: str | None = None
+    kind: str = "compare"
+    schema_version: int = REPORT_SCHEMA_VERSION
+
+    @property
+    def passed(self) -> bool:
+        """The onnxruntime comparison passed, and so did every target that ran."""
+        return self.validation.passed and all(t.passed is not False for t in self.targets)
+
+    @property
+    def compressed(self) -> list[TensorReport]:
+        return [t for t in self.tensors if t.scheme is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["passed"] = self.passed
+        return data
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    def summary(self) -> str:
+        lines = []
+        if self.file_bytes_before and self.file_bytes_after:
+            lines.append(
+                f"file: {_size(self.file_bytes_before)} -> {_size(self.file_bytes_after)} "
+                f"({self.file_bytes_before / self.file_bytes_after:.2f}x smaller)"
+            )
+        lines.extend(validation_lines(self.validation))
+        for target in self.targets:
+            lines.extend(target_lines(target))
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def validation_lines(v: ValidationReport) -> list[str]:
+    """The console account of a comparison: verdict, one line per output, where the models first diverge."""
+    lines = [f"validation ({v.inputs}, {v.samples} sample(s)): {'PASS' if v.passed else 'FAIL'}"]
+    lines.extend(f"  {_output_line(o)}" for o in v.outputs)
+    if v.layerwise:
+        compared = [layer for layer in v.layers if layer.skipped is None]
+        layer = v.first_divergent_layer
+        if layer is not None:
+            lines.append(
+                f"first diverging tensor: {layer.name} (output of {layer.op_type} {layer.node!r}, "
+                f"#{layer.index} in topological order; cosine {layer.cosine_similarity:.6f}, "
+                f"max|err| {layer.max_abs_error:.3g}); {len(compared)} shared tensors compared"
+            )
+        else:
+            lines.append(f"layer-wise: all {len(compared)} shared tensors within tolerance")
+    lines.extend(f"note: {n}" for n in v.notes)
+    return lines
+
+
+def target_lines(t: TargetReport) -> list[str]:
+    """The console account of a target run."""
+    if not t.available:
+        return [f"{t.target}: not run ({t.reason})"]
+    if not t.built:
+        return [f"{t.target}: engine build FAILED ({t.reason})", *(f"  {f}" for f in t.findings[:10])]
+    lines = [
+        f"{t.target}: engine {_size(t.engine_bytes or 0)}, built in {t.build_seconds or 0:.1f}s, "
+        f"median latency {t.latency_ms or 0:.3f} ms; vs onnxruntime: {'PASS' if t.passed else 'FAIL'}"
+    ]
+    lines.extend(f"  {_output_line(o)}" for o in t.outputs)
+    return lines
+
+
+def _output_line(o: OutputStats) -> str:
+    top1 = f"  top-1 {o.top1_agreement:.2%}" if o.top1_agreement is not None else ""
+    return (
+        f"{_clip(o.name, 30):<30} max|err| {o.max_abs_error:.3g}  mean|err| {o.mean_abs_error:.3g}  "
+        f"max rel {o.max_rel_error:.3g}  cosine {o.cosine_similarity:.6f}{top1}  {'ok' if o.passed else 'FAIL'}"
+    )
 
 
 def _size(n: int) -> str:

@@ -37,7 +37,7 @@ def test_optimize_writes_model_report_and_summary(tmp_path: Path) -> None:
     assert _sha(DIGITS) == before
     onnx.checker.check_model(str(out), full_check=True)
     data = json.loads(report.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["totals"]["tensors_compressed"] == 3
     assert data["totals"]["file_bytes_after"] == out.stat().st_size
     assert data["totals"]["file_ratio"] > 4
