@@ -38,8 +38,9 @@ class WeightSpec:
       ``uniform`` stores integers on an evenly spaced grid (``DequantizeLinear``).
     - ``bits``: index width, 1-8 (``lut``) or 2/4/8 (``uniform``); ``clusters`` overrides k = 2**bits (``lut``).
     - ``granularity``: one codebook/scale per tensor, per output channel, or per group. ``auto`` means per
-      tensor for ``lut`` and, for ``uniform``, blocks along the reduction axis of MatMul/Gemm weights (the
-      layout onnxruntime fuses into MatMulNBits) and per output channel elsewhere.
+      tensor for ``lut``; for ``uniform``, per output channel at 8 bits and, below 8 bits, blocks along the
+      reduction axis of MatMul/Gemm weights (per channel elsewhere): layouts onnxruntime fuses into
+      MatMulNBits for MatMul weights and TensorRT accepts.
     - ``group_size``: ``lut`` — output channels sharing one codebook; ``uniform`` — block length along the
       reduction axis (a power of two from 16 to 256 lets onnxruntime fuse; TensorRT takes 64 or 128).
     - ``init``: k-means seeding; ``optimal`` is the exact 1-D optimum (the others are for experiments).

@@ -32,6 +32,7 @@ from onnx_share.layerwise import shared_tensors
 from onnx_share.report import InputArray, LayerStats, OutputStats, ValidationReport
 
 G_LOGGER.module_severity = G_LOGGER.ERROR
+ort.set_default_logger_severity(3)  # errors only: old-opset and optimizer warnings are not the user's concern
 ModelFile = str | os.PathLike | bytes
 RUNNER_NAMES = ("original", "rewritten")
 # onnxruntime resolves external data of a model given as bytes relative to this folder.

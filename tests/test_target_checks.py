@@ -150,11 +150,11 @@ def test_trt_types_it_lacks() -> None:
 
 
 def test_trt_check_of_onnx_share_layouts(tmp_path: Path) -> None:
-    """Uniform 4-bit (symmetric, blocks of 128 on the Gemm, per channel on Conv) and per-channel INT8 pass;
-    lut indices (UINT8/UINT4 cast to INT32) are what TensorRT rejects."""
+    """The uniform scheme's default layouts pass (4-bit: symmetric, blocks of 128 on the Gemm, per channel on
+    Conv; 8-bit: per channel); lut indices (UINT8/UINT4 cast to INT32) are what TensorRT rejects."""
     layouts = {
         "uniform4": {"default": {"scheme": "uniform", "bits": 4}},
-        "uniform8-channel": {"default": {"scheme": "uniform", "granularity": "channel"}},
+        "uniform8-channel": {"default": {"scheme": "uniform", "bits": 8}},
         "lut4": {"default": {"bits": 4}},
     }
     found = {}

@@ -66,8 +66,12 @@ def _layout(weight: WeightTensor, spec: WeightSpec) -> tuple[tuple[str, int | No
     granularity = spec.granularity
     notes: list[str] = []
     if granularity == "auto":
-        fusable = set(weight.op_types) <= FUSABLE_OPS and len(weight.shape) == 2
-        granularity = "group" if fusable and weight.reduction_axis is not None else "channel"
+        # 8 bits per output channel; fewer bits in blocks along the reduction axis of MatMul/Gemm weights.
+        # onnxruntime fuses both into MatMulNBits for a MatMul weight [K, N]; TensorRT takes per-channel INT8
+        # and blocked INT4 (it has no blocked INT8).
+        blockable = set(weight.op_types) <= FUSABLE_OPS and len(weight.shape) == 2
+        blocked = blockable and spec.bits < 8 and weight.reduction_axis is not None
+        granularity = "group" if blocked else "channel"
     if granularity == "group":
         axis = weight.reduction_axis
         if axis is not None:
