@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from onnx_share import __version__
-from onnx_share.config import GRANULARITIES, SCHEMES, OptimizeConfig, load_config
+from onnx_share.config import GRANULARITIES, PASS_NAMES, SCHEMES, OptimizeConfig, load_config
 from onnx_share.errors import OnnxShareError
 from onnx_share.model_io import same_file
 from onnx_share.targets.checks import TARGETS
@@ -164,6 +164,37 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     spec.add_argument("--exclude", nargs="+", metavar="GLOB", help="leave tensors whose name matches")
     spec.add_argument("--seed", type=int, help="seed for k-means and generated inputs (default 0)")
     spec.add_argument("--config", metavar="FILE", help="JSON/YAML config; flags given here override it")
+    passes = parser.add_argument_group("passes")
+    passes.add_argument("--passes", type=_pass_list, metavar="P1,P2", help="passes to run, in this order, from "
+                        f"{','.join(PASS_NAMES)} (default: fold-qdq,share,cluster, plus lowrank/prune when "
+                        "their options are given, in that order)")
+    passes.add_argument("--share-tolerance", type=float, metavar="REL", help="share: also merge tensors whose "
+                        "relative difference is at most REL (default: identical only)")
+    passes.add_argument("--no-share-transposed", action="store_true", help="share: do not merge transposed copies")
+    rank = passes.add_mutually_exclusive_group()
+    rank.add_argument("--rank", type=int, metavar="R", help="lowrank: split MatMul/Gemm weights at rank R")
+    rank.add_argument("--rank-energy", type=float, metavar="E", help="lowrank: smallest rank keeping fraction E "
+                      "of the squared singular values (e.g. 0.99)")
+    rank.add_argument("--rank-error", type=float, metavar="REL", help="lowrank: smallest rank whose relative "
+                      "weight error is at most REL")
+    passes.add_argument("--rank-min-saving", type=float, metavar="F", help="lowrank: split only where it saves "
+                        "at least fraction F of the weight's elements (default 0.2)")
+    prune = passes.add_mutually_exclusive_group()
+    prune.add_argument("--prune", type=float, metavar="FRACTION", help="prune: zero this fraction of the "
+                       "smallest-magnitude weights of each tensor (or overall with --prune-scope global)")
+    prune.add_argument("--prune-threshold", type=float, metavar="T", help="prune: zero weights with |w| <= T")
+    passes.add_argument("--prune-scope", choices=("tensor", "global"), help="prune: one fraction per tensor "
+                        "(default) or one magnitude cut across all selected tensors")
+    passes.add_argument("--no-sparse", action="store_true", help="prune: keep pruned tensors dense on disk")
+
+
+def _pass_list(text: str) -> tuple[str, ...]:
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in names if p not in PASS_NAMES]
+    if unknown or not names:
+        choices = ", ".join(PASS_NAMES)
+        raise argparse.ArgumentTypeError(f"unknown pass {', '.join(unknown) or '(none)'}; choose from {choices}")
+    return names
 
 
 def config_from_args(args: argparse.Namespace) -> OptimizeConfig:
@@ -191,6 +222,20 @@ def config_from_args(args: argparse.Namespace) -> OptimizeConfig:
         top["seed"] = args.seed
     if getattr(args, "external_data", None):
         top["external_data"] = True
+    if args.passes is not None:
+        top["passes"] = args.passes
+    sections = {
+        "share": {"tolerance": args.share_tolerance, "transposed": False if args.no_share_transposed else None},
+        "lowrank": {"rank": args.rank, "energy": args.rank_energy, "max_error": args.rank_error,
+                    "min_saving": args.rank_min_saving},
+        "prune": {"fraction": args.prune, "threshold": args.prune_threshold, "scope": args.prune_scope,
+                  "sparse": False if args.no_sparse else None},
+    }
+    for key, changes in sections.items():
+        given = {k: v for k, v in changes.items() if v is not None}
+        if given:
+            current = dataclasses.asdict(getattr(config, key))
+            top[key] = getattr(OptimizeConfig.from_dict({key: {**current, **given}}), key)
     validation = _validation_changes(args)
     if validation:
         top["validation"] = OptimizeConfig.from_dict(

@@ -195,3 +195,33 @@ def test_validation_inputs_match_direct_comparison(tmp_path: Path) -> None:
     (stats,) = json.loads(report.read_text())["validation"]["outputs"]
     assert stats["max_abs_error"] == pytest.approx(np.abs(got - want).max(), rel=1e-6)
     assert stats["mean_abs_error"] == pytest.approx(np.abs(got - want).mean(), rel=1e-6)
+
+
+def test_pass_flags_map_onto_the_pipeline(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    done = cli("optimize", DIGITS, tmp_path / "o.onnx", "--prune", "0.5", "--prune-scope", "global",
+               "--rank-energy", "0.95", "--share-tolerance", "0.01", "--bits", "5", "--report", report,
+               "--no-validate")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(report.read_text())
+    assert [p["name"] for p in data["passes"]] == ["fold-qdq", "share", "lowrank", "prune", "cluster"]
+    assert data["config"]["prune"] == {"fraction": 0.5, "threshold": None, "scope": "global", "sparse": True}
+    assert data["config"]["lowrank"]["energy"] == 0.95 and data["config"]["share"]["tolerance"] == 0.01
+    done = cli("optimize", DIGITS, tmp_path / "o.onnx", "--passes", "prune,cluster", "--prune", "0.3",
+               "--report", report, "--no-validate")
+    assert [p["name"] for p in json.loads(report.read_text())["passes"]] == ["prune", "cluster"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--passes", "share,nope"], "unknown pass nope"),
+        (["--prune", "1.5"], "prune.fraction must be in [0, 1]"),
+        (["--rank", "0"], "lowrank.rank must be at least 1"),
+        (["--share-tolerance", "2"], "share.tolerance must be in [0, 1)"),
+    ],
+)
+def test_bad_pass_options(args: list[str], message: str, tmp_path: Path) -> None:
+    done = cli("optimize", DIGITS, tmp_path / "o.onnx", *args)
+    assert done.returncode in (1, 2) and message in done.stderr
+    assert "Traceback" not in done.stderr
