@@ -17,10 +17,10 @@ import onnx_ir as ir
 from tqdm import tqdm
 
 from onnx_share.codebook.kmeans import kmeans_1d
-from onnx_share.config import PIN_ZERO_FRACTION, OptimizeConfig, WeightSpec
+from onnx_share.config import PIN_ZERO_FRACTION, WeightSpec
 from onnx_share.model_io import MAX_OPSET
 from onnx_share.opset import raise_opset_to_best
-from onnx_share.passes.result import PassOutcome
+from onnx_share.passes.result import PassOutcome, WeightPass, tensor_row
 from onnx_share.report import TensorReport
 from onnx_share.rewrite import NameScope, constant, node, replace_weight
 from onnx_share.selection import select_weights
@@ -124,13 +124,8 @@ def _divisor_at_most(n: int, limit: int) -> int:
     return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
-class ClusterWeightsPass(ir.passes.InPlacePass):
+class ClusterWeightsPass(WeightPass):
     """Replace every selected weight whose spec has ``scheme="lut"`` by a k-means codebook subgraph."""
-
-    def __init__(self, config: OptimizeConfig, *, progress: bool = False) -> None:
-        super().__init__()
-        self.config = config
-        self.progress = progress
 
     def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config, "lut").chosen
@@ -163,11 +158,8 @@ class ClusterWeightsPass(ir.passes.InPlacePass):
         zeros_before = np.count_nonzero(original == 0) / original.size
         if zeros_before:
             notes.append(f"sparsity {zeros_before:.1%} -> {zeros_after / original.size:.1%}")
-        return TensorReport(
-            name=weight.name,
-            consumers=list(weight.op_types),
-            shape=list(weight.shape),
-            dtype=weight.dtype.name,
+        return tensor_row(
+            weight,
             bytes_before=int(original.nbytes),
             bytes_after=sum(v.const_value.nbytes for v in initializers if v.const_value is not None),
             scheme="lut",

@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from onnx_share.codebook import pruning
 from onnx_share.codebook.metrics import relative_error
-from onnx_share.config import OptimizeConfig, PruneConfig
-from onnx_share.passes.result import PassOutcome
+from onnx_share.config import PruneConfig
+from onnx_share.passes.result import PassOutcome, WeightPass
 from onnx_share.report import Report
 from onnx_share.selection import select_weights
 from onnx_share.weights import WeightTensor
@@ -31,13 +31,8 @@ REWRITING_PASSES = frozenset({"lowrank", "cluster"})
 SPARSE_STORAGE, DENSE_STORAGE = "sparse", "dense"
 
 
-class PruneWeightsPass(ir.passes.InPlacePass):
+class PruneWeightsPass(WeightPass):
     """Zero the smallest-magnitude weights of every selected tensor (per tensor or under one global cut)."""
-
-    def __init__(self, config: OptimizeConfig, *, progress: bool = False) -> None:
-        super().__init__()
-        self.config = config
-        self.progress = progress
 
     def call(self, model: ir.Model) -> PassOutcome:
         options = self.config.prune

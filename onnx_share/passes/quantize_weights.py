@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from onnx_share.codebook.metrics import relative_error
 from onnx_share.codebook.uniform import UniformGrid, quantize_uniform
-from onnx_share.config import OptimizeConfig, WeightSpec
+from onnx_share.config import WeightSpec
 from onnx_share.opset import raise_opset_to_best
-from onnx_share.passes.result import PassOutcome
+from onnx_share.passes.result import PassOutcome, WeightPass, tensor_row
 from onnx_share.report import TensorReport
 from onnx_share.rewrite import NameScope, constant, node, replace_weight
 from onnx_share.selection import select_weights
@@ -35,13 +35,8 @@ HALF_SCALE_MIN_OPSET = 19
 FUSABLE_OPS = frozenset({"MatMul", "Gemm"})
 
 
-class QuantizeWeightsPass(ir.passes.InPlacePass):
+class QuantizeWeightsPass(WeightPass):
     """Replace every selected weight whose spec has ``scheme="uniform"`` by a ``DequantizeLinear`` node."""
-
-    def __init__(self, config: OptimizeConfig, *, progress: bool = False) -> None:
-        super().__init__()
-        self.config = config
-        self.progress = progress
 
     def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config, "uniform").chosen
@@ -112,11 +107,8 @@ def _rewrite(
     )
     nodes, initializers = _dequantize_graph(weight, spec, grid, names)
     replace_weight(weight, nodes, initializers)
-    return TensorReport(
-        name=weight.name,
-        consumers=list(weight.op_types),
-        shape=list(weight.shape),
-        dtype=weight.dtype.name,
+    return tensor_row(
+        weight,
         bytes_before=int(original.nbytes),
         bytes_after=sum(v.const_value.nbytes for v in initializers if v.const_value is not None),
         scheme="uniform",
@@ -155,13 +147,8 @@ def _dequantize_graph(
 
 
 def _refused(weight: WeightTensor, spec: WeightSpec, need: int, blockers: list[str]) -> TensorReport:
-    return TensorReport(
-        name=weight.name,
-        consumers=list(weight.op_types),
-        shape=list(weight.shape),
-        dtype=weight.dtype.name,
-        bytes_before=0,
-        bytes_after=0,
+    return tensor_row(
+        weight,
         skipped=(
             f"uniform {spec.bits}-bit in this layout needs opset {need}, which is not safe to raise to "
             f"({', '.join(blockers[:5])})"

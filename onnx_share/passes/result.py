@@ -1,4 +1,4 @@
-"""The result type every onnx-share pass returns: what it changed, as report rows."""
+"""What the weight passes share: their base class and the result every pass returns."""
 
 from __future__ import annotations
 
@@ -7,7 +7,32 @@ from typing import Any
 
 import onnx_ir as ir
 
+from onnx_share.config import OptimizeConfig
 from onnx_share.report import TensorReport
+from onnx_share.weights import WeightTensor
+
+
+class WeightPass(ir.passes.InPlacePass):
+    """A pass configured by the whole :class:`OptimizeConfig` (selection globs, specs, its own section), with
+    an optional progress bar over the tensors it visits."""
+
+    def __init__(self, config: OptimizeConfig, *, progress: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.progress = progress
+
+
+def tensor_row(weight: WeightTensor, **fields: object) -> TensorReport:
+    """A report row for ``weight`` (name, consumers, shape, dtype filled in) with the pass's own ``fields``."""
+    fields.setdefault("bytes_before", 0)
+    fields.setdefault("bytes_after", 0)
+    return TensorReport(
+        name=weight.name,
+        consumers=list(weight.op_types),
+        shape=list(weight.shape),
+        dtype=weight.dtype.name,
+        **fields,
+    )
 
 
 @dataclass

@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from onnx_share.codebook import low_rank
 from onnx_share.codebook.metrics import relative_error
-from onnx_share.config import LowRankConfig, OptimizeConfig
+from onnx_share.config import LowRankConfig
 from onnx_share.model_io import default_opset
-from onnx_share.passes.result import PassOutcome
+from onnx_share.passes.result import PassOutcome, WeightPass
 from onnx_share.rewrite import NameScope, constant, node
 from onnx_share.selection import select_weights
 from onnx_share.weights import WeightTensor
@@ -50,13 +50,8 @@ class _Use:
         return self.kind == "right"
 
 
-class SplitLowRankPass(ir.passes.InPlacePass):
+class SplitLowRankPass(WeightPass):
     """Split every selected 2-D MatMul/Gemm weight into SVD factors where that saves ``min_saving``."""
-
-    def __init__(self, config: OptimizeConfig, *, progress: bool = False) -> None:
-        super().__init__()
-        self.config = config
-        self.progress = progress
 
     def call(self, model: ir.Model) -> PassOutcome:
         options = self.config.lowrank
