@@ -36,8 +36,15 @@ class LowRankFactors:
 
 
 def singular_values(matrix: np.ndarray) -> np.ndarray:
-    """W's singular values in float64, descending (no singular vectors: several times cheaper)."""
-    return np.linalg.svd(_as_matrix(matrix), compute_uv=False)
+    """W's singular values in float64, descending, from the eigenvalues of the smaller Gram matrix W Wᵀ or
+    Wᵀ W (tens of times faster than an SVD here). Squaring leaves values below about sqrt(n·eps) of the
+    largest at rounding noise, so those are set to 0: they hold under n·eps of the energy and move no
+    energy or error threshold."""
+    data = _as_matrix(matrix)
+    gram = data @ data.T if data.shape[0] <= data.shape[1] else data.T @ data
+    values = np.sqrt(np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None))
+    noise = values[0] * np.sqrt(gram.shape[0] * np.finfo(np.float64).eps) if values.size else 0.0
+    return np.where(values > noise, values, 0.0)
 
 
 def truncation_error(values: np.ndarray, rank: int) -> float:
