@@ -21,12 +21,14 @@ class UniformGrid:
     axis: int | None
     block_size: int | None
 
-    def dequantize(self) -> np.ndarray:
-        """The float64 values the grid stands for (what ``DequantizeLinear`` computes)."""
-        shape = self.quantized.shape
-        zero = 0 if self.zero_point is None else _expand(self.zero_point, shape, self.axis, self.block_size)
-        scale = _expand(self.scale.astype(np.float64), shape, self.axis, self.block_size)
-        return (self.quantized.astype(np.float64) - zero) * scale
+    def dequantize(self, dtype: np.dtype | type = np.float64) -> np.ndarray:
+        """The values the grid stands for (what ``DequantizeLinear`` computes), computed in ``dtype``."""
+        shape, axis, block = self.quantized.shape, self.axis, self.block_size
+        values = self.quantized.astype(dtype)
+        if self.zero_point is not None:
+            values -= _expand(self.zero_point.astype(dtype), shape, axis, block)
+        values *= _expand(self.scale.astype(dtype), shape, axis, block)
+        return values
 
 
 def integer_range(bits: int, symmetric: bool) -> tuple[int, int]:
@@ -62,7 +64,9 @@ def quantize_uniform(
     """
     if block_size is not None and axis is None:
         raise ValueError("block_size needs an axis")
-    data = np.asarray(values, dtype=np.float64)
+    data = np.asarray(values)
+    # float32 holds float16/bfloat16/float32 weights exactly; the working copies stay at that width.
+    data = np.asarray(data, np.float32 if data.dtype.kind == "f" and data.dtype.itemsize <= 4 else np.float64)
     if axis is not None:
         axis %= data.ndim
     low = np.minimum(_reduce(data, np.minimum, axis, block_size), 0.0)
@@ -96,20 +100,22 @@ def _fit(
     qmin, qmax = integer_range(bits, symmetric)
     scale = np.maximum(np.abs(low), high) / qmax if symmetric else (high - low) / (qmax - qmin)
     scale = np.where(scale > 0, scale, 1.0).astype(scale_dtype)
-    scale64 = scale.astype(np.float64)
     zero_point = None
-    zero: np.ndarray | int = 0
+    steps = data / _expand(scale.astype(data.dtype), data.shape, axis, block_size)
+    np.rint(steps, out=steps)
     if not symmetric:
-        zero_point = np.clip(np.rint(-low / scale64), qmin, qmax).astype(np.int64)
-        zero = _expand(zero_point, data.shape, axis, block_size)
-    steps = np.rint(data / _expand(scale64, data.shape, axis, block_size))
-    quantized = np.clip(steps + zero, qmin, qmax).astype(np.int64)
+        zero_point = np.clip(np.rint(-low / scale.astype(np.float64)), qmin, qmax).astype(np.int64)
+        steps += _expand(zero_point.astype(data.dtype), data.shape, axis, block_size)
+    quantized = np.clip(steps, qmin, qmax).astype(np.int16)  # every 2/4/8-bit integer fits
     return UniformGrid(quantized, scale, zero_point, axis, block_size)
 
 
 def _group_error(data: np.ndarray, grid: UniformGrid) -> np.ndarray:
-    """Squared error per scale group (the shape of ``grid.scale``)."""
-    return _reduce((grid.dequantize() - data) ** 2, np.add, grid.axis, grid.block_size)
+    """Squared error per scale group (the shape of ``grid.scale``), at ``data``'s width."""
+    diff = grid.dequantize(data.dtype)
+    diff -= data
+    np.square(diff, out=diff)
+    return _reduce(diff, np.add, grid.axis, grid.block_size).astype(np.float64)
 
 
 def _pick(current: UniformGrid, candidate: UniformGrid, better: np.ndarray) -> UniformGrid:

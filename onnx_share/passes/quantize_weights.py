@@ -117,7 +117,7 @@ def _rewrite(
         granularity=granularity,
         group_size=block_size,
         storage=_quant_type(spec)[0].name,
-        relative_error=relative_error(original, grid.dequantize().astype(original.dtype)),
+        relative_error=relative_error(original, grid.dequantize(np.float32).astype(original.dtype)),
         notes=notes,
     )
 
