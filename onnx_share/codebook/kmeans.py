@@ -1,27 +1,27 @@
 """1-D weighted k-means over the values of a weight tensor: the (near-)optimal clustering, or seeded Lloyd.
 
-``kmeans_1d(init="optimal")`` solves the optimal 1-D k-means by dynamic programming (Wang & Song's
-Ckmeans.1d.dp with the divide-and-conquer speed-up) on a fine weighted histogram of the values, polishes
-the result with Lloyd iterations, and assigns every value to its nearest centroid in one exact pass.
-``kmeans_1d_exact`` is the slow, provably exact reference: the same DP on every distinct value.
+The optimal 1-D k-means is a dynamic program over the sorted values (Wang & Song's Ckmeans.1d.dp): the
+cost of a cluster is the SSE about its mean, which satisfies the quadrangle inequality, so a DP layer
+takes O(u log u) by divide and conquer, and the argmin bound from the previous layer (Knuth) prunes most
+of it. ``kmeans_1d_exact`` runs that DP on all ``u`` distinct values: exact, and slow on big tensors.
 
-How the fast path works, for ``n`` values and ``k`` clusters:
+``kmeans_1d(init="optimal")`` stays within 1e-4 of the optimum (1e-5 or better in measurements) with two
+passes over the data:
 
-1. One pass: validate (NaN/inf), min, max, mean.
-2. One pass: a histogram over ``y = (x - mean) * 2**-e`` keyed by the sign, exponent and the top
-   ``_FINE_BITS`` mantissa bits of ``y`` (float-bit bins: relative width ``2**-_FINE_BITS``, exact for
-   float16/bfloat16 input, fine near the centre and in value for outliers). Each bin keeps its weight,
-   sum, sum of squares, min and max, so within-bin scatter is accounted for.
-3. The bins are merged greedily (Ward-like: a run of bins is merged while its scatter stays under a
-   threshold, found by bisection) into about ``_GROUPS_PER_CLUSTER * k`` groups; the exact DP over the
-   groups picks the partition; Lloyd iterations on the bins (each bin modelled as uniform on
-   ``[min, max]`` when a boundary cuts it) move the boundaries off group edges.
-4. One pass: label every value by its nearest centroid (a table lookup by bin key, one exact
-   comparison for bins a boundary cuts), move each centroid to the mean of its values and compute the
-   SSE exactly from per-cluster sums of ``x - centroid``.
+1. Histogram pass: each value gets a key from its float32 bits (sign, exponent, top ``m`` mantissa bits,
+   so bins of relative width ``2**-m`` with ``m`` = 10..13 by size: fine near zero, and fine in value
+   for outliers, which keep their own bins); per key the weight and the sums of ``d`` and ``d**2`` with
+   ``d = x - key edge`` (exact means and within-bin scatter).
+2. On the bins only: they are merged bottom-up (greedy Ward-like runs) into nested levels down to about
+   8 groups per cluster. The exact DP runs on the coarsest level; every finer level re-solves the DP
+   exactly with each cut restricted to a window around its coarser position, re-centred until stable.
+   Last, each bin next to a cut is split into 8 slices (modelled as a uniform with the bin's variance)
+   and the cuts are re-solved on the slices, so that boundaries can fall inside bins.
+3. Label pass: a table maps each key to its cluster, with an exact comparison only for the few keys a
+   boundary cuts; each centroid moves to the exact mean of its values and the SSE is exact.
 
-Small inputs, and data the float-bit bins cannot resolve (a few heavy bins that a boundary cuts), go
-through the sorted-distinct-values path instead (exact DP when there are few distinct values).
+Inputs of at most ``_SORT_PATH_MAX_N`` values, few distinct values, the seeded inits and data the bins
+cannot resolve use the sorted-distinct-values path instead (the same DP machinery on exact points).
 """
 
 from __future__ import annotations
@@ -36,32 +36,42 @@ __all__ = ["INIT_METHODS", "KMeansResult", "kmeans_1d", "kmeans_1d_exact"]
 
 INIT_METHODS: tuple[str, ...] = ("optimal", "linear", "density", "random", "kmeans++")
 
-# Mantissa bits of the float-bit histogram keys (2**-_FINE_BITS relative bin width). Keys come from the
-# float32 bits of y: sign, 8 exponent bits, the top _FINE_BITS mantissa bits.
-_FINE_BITS = 10
-_HALF_KEYS = 1 << (8 + _FINE_BITS)
-_N_KEYS = 2 * _HALF_KEYS
+# Histogram keys: sign, 8 exponent bits and the top m mantissa bits of float32(x), i.e. bins of relative
+# width 2**-m. Finer bins cost time (more bins to solve on, a bigger table) and buy accuracy; measured
+# worst relative SSE on realistic tensors: m=13 ~2e-6 up to 2M values, m=10..11 ~1e-5..3e-6 at 1e7.
+_FINE_BITS_BY_N = ((1 << 21, 13), (1 << 23, 11), (1 << 62, 10))
 # The DP runs on about this many merged groups per cluster (and at least _MIN_GROUPS).
 _GROUPS_PER_CLUSTER = 8
 _MIN_GROUPS = 256
-# Bin-level refinement: each cut is searched within this many cluster widths (in groups) either side,
-# re-centred until stable. One width was enough in every measured case; two leave a margin.
+# Levels of merged bins between the DP groups and the bins, each this many times finer.
+_LEVEL_RATIO = 8
+# Refinement from the DP groups: each cut is searched within this many cluster widths either side,
+# re-centred until stable (one width was enough in every measured case; two leave a margin). On the
+# finer levels, within _REFINE_RADIUS units of the level above.
 _REFINE_CLUSTER_WIDTHS = 2
+_REFINE_RADIUS = 8
+# pin_zero: refine this many of the best splits of the free centroids between negatives and positives.
+_PIN_CANDIDATES = 3
 _REFINE_MAX_ROUNDS = 64
-# Inputs up to this size use the sorted-distinct-values path (a sort is cheap there).
-_SORT_PATH_MAX_N = 1 << 15
+# Inputs up to this size use the sorted-distinct-values path (faster there: a sort is cheap, and the
+# histogram's fixed costs are not).
+_SORT_PATH_MAX_N = 1 << 17
 # A bin cut by a boundary may hold at most this share of the lighter neighbouring cluster's weight;
-# otherwise the histogram is too coarse for the data and the sorted path is used.
-_MAX_CUT_BIN_SHARE = 0.05
-# Lloyd polish on the histogram model: stop when no centroid moves more than this (units of the spread).
-_POLISH_TOL = 1e-13
-_POLISH_MAX_ITER = 300
+# otherwise the histogram is too coarse for the data (a narrow mode in a few bins) and the sorted path
+# is used. Realistic tensors stay far below it (a few % at 1e7 values, m=10, k=256).
+_MAX_CUT_BIN_SHARE = 0.25
+# Last refinement: bins of positive width are split into this many slices (modelled as uniform) and the
+# cuts re-solved within _SUB_BIN_RADIUS bins, so that they can fall inside bins.
+_SUB_BINS = 8
+_SUB_BIN_RADIUS = 2
 # Above this many DP table cells (k * n), the exact DP recovers the partition by Hirschberg splitting.
 _DP_TABLE_MAX_CELLS = 1 << 26
 _CHUNK = 1024
-# Label table entries: first possible label in the low bits, number of boundaries in the key above.
-_SPAN_SHIFT = 32
+# Label table entries (int32): first possible label in the low bits, boundaries inside the key above.
+_SPAN_SHIFT = 24
 _LABEL_MASK = (1 << _SPAN_SHIFT) - 1
+_FLAG_NONFINITE = 1
+_FLAG_BAD_WEIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,7 @@ def kmeans_1d(
             seeded) and ``"kmeans++"`` (seeded) are seeds for plain weighted Lloyd, kept for experiments.
         sample_weight: optional non-negative importance per element (same number of elements as values).
         seed: seed of the random inits; every init is deterministic for a given seed.
-        max_iter: Lloyd iterations for the seeded inits (and the cap of the polish for ``"optimal"``).
+        max_iter: Lloyd iterations for the seeded inits (``"optimal"`` solves a DP, it does not iterate).
         pin_zero: exact zeros are excluded from the fit and one centroid is pinned at exactly 0.0 (so
             pruning sparsity survives clustering); the other ``k - 1`` centroids are fit on the non-zero
             values. Non-zero values nearer to 0.0 than to any other centroid are labelled 0.0 too (that is
@@ -121,13 +131,14 @@ def kmeans_1d(
     """
     if init not in INIT_METHODS:
         raise ValueError(f"unknown init {init!r}; expected one of {INIT_METHODS}")
-    prep = _prepare(values, k, sample_weight, pin_zero)
-    if prep.trivial is not None:
-        return prep.trivial
-    if init == "optimal" and prep.x.size > _SORT_PATH_MAX_N:
-        result = _cluster_histogram(prep, max_iter)
+    x, w, k = _validate(values, k, sample_weight)
+    if init == "optimal" and x.size > _SORT_PATH_MAX_N:
+        result = _cluster_histogram(x, w, k, pin_zero)
         if result is not None:
             return result
+    prep = _prepare(x, w, k, pin_zero)
+    if prep.trivial is not None:
+        return prep.trivial
     return _cluster_sorted(prep, init, seed, max_iter)
 
 
@@ -138,7 +149,7 @@ def kmeans_1d_exact(values: np.ndarray, k: int, sample_weight: np.ndarray | None
     partition recovered from an argmin table when it fits in memory and by Hirschberg splitting
     (twice the time, O(u) memory) otherwise. No histogram, no approximation.
     """
-    prep = _prepare(values, k, sample_weight, pin_zero=False)
+    prep = _prepare(*_validate(values, k, sample_weight), pin_zero=False)
     if prep.trivial is not None:
         return prep.trivial
     pts = _distinct_points(prep)
@@ -148,6 +159,18 @@ def kmeans_1d_exact(values: np.ndarray, k: int, sample_weight: np.ndarray | None
     cuts = _optimal_cuts(pw, ps, pq, prep.k)
     cent_y = _segment_means(pw, ps, cuts)
     return _finish_from_centroids_y(prep, cent_y, pinned_idx=-1)
+
+
+def _exact_sse(values: np.ndarray, k: int, sample_weight: np.ndarray | None = None) -> float:
+    """The optimal SSE only (the exact DP's last layer, O(u) memory; for benchmarks on huge tensors)."""
+    prep = _prepare(*_validate(values, k, sample_weight), pin_zero=False)
+    if prep.trivial is not None:
+        return prep.trivial.sse
+    pts = _distinct_points(prep)
+    if pts.values.size <= prep.k:
+        return 0.0
+    pw, ps, pq = _prefix(pts.weights, pts.values * pts.weights, pts.values * pts.values * pts.weights)
+    return float(max(_last_row(pw, ps, pq, prep.k)[-1], 0.0)) / prep.scale**2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,33 +216,34 @@ def _flatten(values: np.ndarray) -> np.ndarray:
     return a.astype(np.float64).reshape(-1)
 
 
-def _prepare(values: np.ndarray, k: int, sample_weight: np.ndarray | None, pin_zero: bool) -> _Prepared:
-    """Validate the arguments, compute the centring/scaling and catch the trivial cases."""
+def _validate(
+    values: np.ndarray, k: int, sample_weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Check k and the shapes; flatten values (float32/float64) and weights (float64)."""
     if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
     x = _flatten(values)
     if x.size == 0:
         raise ValueError("cannot cluster an empty tensor")
-    weighted = sample_weight is not None
-    if weighted:
-        w = np.ascontiguousarray(np.asarray(sample_weight, dtype=np.float64)).reshape(-1)
-        if w.size != x.size:
-            raise ValueError(f"sample_weight has {w.size} elements but values has {x.size}")
-    else:
+    if sample_weight is None:
+        return x, None, int(k)
+    w = np.ascontiguousarray(np.asarray(sample_weight, dtype=np.float64)).reshape(-1)
+    if w.size != x.size:
+        raise ValueError(f"sample_weight has {w.size} elements but values has {x.size}")
+    return x, w, int(k)
+
+
+def _prepare(x: np.ndarray, w: np.ndarray | None, k: int, pin_zero: bool) -> _Prepared:
+    """Validate the values, compute the centring/scaling of the sorted path, catch the trivial cases."""
+    weighted = w is not None
+    if w is None:
         w = np.empty(0, dtype=np.float64)
     lo, hi, total, mean, bad_x, bad_w = _scan_stats(x, w, weighted)
-    if bad_x:
-        raise ValueError("values contain NaN or inf; clean the tensor before clustering it")
-    if bad_w:
-        raise ValueError("sample_weight must be finite and non-negative")
-    if total <= 0.0:
-        raise ValueError("sample_weight sums to zero: nothing to cluster")
-    center = 0.0 if pin_zero else float(mean)
-    if not lo <= center <= hi:  # rounding of the mean
-        center = float(min(max(center, lo), hi))
+    _check_scan(bad_x, bad_w, total)
+    center = 0.0 if pin_zero else float(min(max(mean, lo), hi))  # (the clamp undoes rounding of the mean)
     spread = max(hi - center, center - lo)
     scale = 1.0 if spread == 0.0 else math.ldexp(1.0, -math.frexp(spread)[1])
-    prep = _Prepared(x, w, weighted, int(k), pin_zero, center, scale)
+    prep = _Prepared(x, w, weighted, k, pin_zero, center, scale)
     if spread == 0.0:
         prep.trivial = _own_centroids(prep, np.array([0.0]))
     elif prep.k == 1 and not pin_zero:
@@ -227,6 +251,15 @@ def _prepare(values: np.ndarray, k: int, sample_weight: np.ndarray | None, pin_z
     elif prep.k == 1:
         prep.trivial = _finish_from_centroids_y(prep, np.array([0.0]), pinned_idx=0)
     return prep
+
+
+def _check_scan(bad_x: bool, bad_w: bool, total: float) -> None:
+    if bad_x:
+        raise ValueError("values contain NaN or inf; clean the tensor before clustering it")
+    if bad_w:
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not total > 0.0:
+        raise ValueError("sample_weight sums to zero: nothing to cluster")
 
 
 def _to_y(prep: _Prepared) -> np.ndarray:
@@ -327,9 +360,8 @@ def _cluster_sorted(prep: _Prepared, init: str, seed: int, max_iter: int) -> KMe
     if pts.values.size <= k_free:
         return _own_centroids(prep, pts.values)
     if init == "optimal":
-        cent, pinned = _optimal_on_bins(
-            pts.weights, pts.values * pts.weights, pts.values, pts.values, prep, max_iter
-        )
+        v, wv = pts.values, pts.weights
+        cent, pinned = _optimal_on_bins(wv, v * wv, v, v, prep.k, prep.pin_zero)
     else:
         cent, pinned = _seeded_lloyd(pts, prep, init, seed, max_iter)
     return _finish_from_centroids_y(prep, cent, pinned)
@@ -429,79 +461,95 @@ def _fill_empty(u: np.ndarray, wu: np.ndarray, cent: np.ndarray, k: int) -> np.n
 # --------------------------------------------------------------------------------------------------
 
 
-def _cluster_histogram(prep: _Prepared, max_iter: int) -> KMeansResult | None:
-    """The fast path; returns None when the histogram is too coarse for the data (use the sorted path)."""
-    table = np.zeros((_N_KEYS, 3))
-    keys = np.empty(min(prep.x.size, _N_KEYS), dtype=np.int64)
-    nk = _histogram(prep.x, prep.w, prep.weighted, prep.center, prep.scale, prep.pin_zero, table, keys)
-    keys = np.sort(keys[:nk])
-    if keys.size < 2 * prep.k:  # few distinct values, or too few bins to place k centroids well
+def _cluster_histogram(
+    x: np.ndarray, w: np.ndarray | None, k: int, pin_zero: bool
+) -> KMeansResult | None:
+    """The fast path; None when the histogram cannot resolve the data (the sorted path takes over)."""
+    m = _fine_bits(x.size)
+    weighted = w is not None
+    w = w if weighted else np.empty(0)
+    table = np.zeros((2 << (8 + m), 3))
+    kmin, kmax, flags = _histogram(x, w, weighted, pin_zero, m, table)
+    if flags & _FLAG_BAD_WEIGHT:
+        _check_scan(False, True, 1.0)
+    if flags & _FLAG_NONFINITE:
+        _check_scan(not np.all(np.isfinite(x)), False, 1.0)
+        return None  # finite float64 values beyond the float32 range
+    rows = table[kmin : kmax + 1]
+    filled = np.flatnonzero(rows[:, 0] > 0)
+    if filled.size < 2 * k or k >= _LABEL_MASK:
+        return None  # few distinct values (or bins, or no weight): the sorted path is exact and cheap
+    bkeys = filled + kmin
+    rows = rows[filled]
+    bw, bs, bq = (np.ascontiguousarray(c) for c in rows.T)
+    lo, hi, ref = _key_range(bkeys, m)
+    mean = ref + bs / bw  # the bins keep sums of x - ref (the key's edge nearest zero), for precision
+    scatter = np.maximum(bq - bs * bs / bw, 0.0)
+    center = 0.0 if pin_zero else float(np.sum(bw * mean) / np.sum(bw))
+    mu = mean - center
+    half_width = np.sqrt(3.0 * scatter / bw)  # a uniform with the bin's variance, within the key range
+    ulo = np.minimum(np.maximum(mu - half_width, lo - center), mu)
+    uhi = np.maximum(np.minimum(mu + half_width, hi - center), mu)
+    cent_u, pinned = _optimal_on_bins(bw, bw * mu, ulo, uhi, k, pin_zero, bq=bw * mu * mu + scatter)
+    if not _cuts_are_fine(bw, ulo, uhi, 0.5 * (cent_u[:-1] + cent_u[1:])):
         return None
-    bw, bs, bq = (np.ascontiguousarray(c) for c in table[keys].T)
-    blo, bhi = _bin_ranges(keys, bw, bs, bq)
-    cent_y, pinned = _optimal_on_bins(bw, bs, blo, bhi, prep, max_iter, bq=bq)
-    bd = 0.5 * (cent_y[:-1] + cent_y[1:])
-    if not _cuts_are_fine(bw, blo, bhi, bd, cent_y.size):
-        return None
-    tab = np.empty(_N_KEYS, dtype=np.int64)
-    _fill_label_table(_keys_of(bd), tab)
-    labels = np.empty(prep.x.size, dtype=_label_dtype(cent_y.size))
-    acc = np.zeros((cent_y.size, 3))
-    _assign(prep.x, prep.w, prep.weighted, prep.center, prep.scale, tab, bd, cent_y, labels, acc)
-    code = tab[keys]
+    cent = cent_u + center
+    if pinned >= 0:
+        cent[pinned] = 0.0
+    bd = 0.5 * (cent[:-1] + cent[1:])
+    tab = np.empty(kmax - kmin + 1, dtype=np.int32)
+    if _fill_label_table(_keys_of(bd, m), kmin, tab) >= 1 << (31 - _SPAN_SHIFT):
+        return None  # too many boundaries inside one key for the table encoding
+    labels = np.empty(x.size, dtype=_label_dtype(cent.size))
+    acc = np.zeros((cent.size, 3))
+    _assign(x, w, weighted, m, kmin, tab, bd, cent, labels, acc)
+    code = tab[bkeys - kmin]
     whole = (code >> _SPAN_SHIFT) == 0  # bins no boundary cuts: their sums are exact per cluster
-    lab = (code & _LABEL_MASK)[whole]
-    return _histogram_result(prep, cent_y, pinned, labels, acc, lab, bw[whole], bs[whole], bq[whole])
+    lab = code[whole] & _LABEL_MASK
+    return _histogram_result(cent, pinned, labels, acc, lab, bw[whole], mean[whole], scatter[whole])
 
 
-def _bin_ranges(keys: np.ndarray, bw: np.ndarray, bs: np.ndarray, bq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Value range modelling each bin: mean +- sqrt(3 var) (a uniform with the bin's two moments),
-    clipped to the key's nominal range. A bin of one distinct value becomes a point."""
-    neg = keys < _HALF_KEYS
-    mag = np.where(neg, _HALF_KEYS - 1 - keys, keys - _HALF_KEYS).astype(np.int32)
-    shift = 23 - _FINE_BITS
-    a = (mag << shift).view(np.float32).astype(np.float64)
-    b = ((mag + 1) << shift).view(np.float32).astype(np.float64)
-    lo = np.where(neg, -b, a)
-    hi = np.where(neg, -a, b)
-    mean = bs / bw
-    half_width = np.sqrt(3.0 * np.maximum(bq / bw - mean * mean, 0.0))
-    lo = np.minimum(np.maximum(mean - half_width, lo), mean)
-    hi = np.maximum(np.minimum(mean + half_width, hi), mean)
-    return lo, hi
+def _key_range(keys: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per key: the smallest and largest float32 with that key, and the one of them nearest zero."""
+    half = 1 << (8 + m)
+    neg = keys < half
+    mag = np.where(neg, half - 1 - keys, keys - half).astype(np.int32)
+    shift = 23 - m
+    near = (mag << shift).view(np.float32).astype(np.float64)  # nearer zero
+    far = (((mag + 1) << shift) - 1).view(np.float32).astype(np.float64)
+    return np.where(neg, -far, near), np.where(neg, -near, far), np.where(neg, -near, near)
 
 
 def _histogram_result(
-    prep: _Prepared,
-    cent_y: np.ndarray,
+    cent: np.ndarray,
     pinned: int,
     labels: np.ndarray,
     acc: np.ndarray,
     lab: np.ndarray,
     bw: np.ndarray,
-    bs: np.ndarray,
-    bq: np.ndarray,
+    mean: np.ndarray,
+    scatter: np.ndarray,
 ) -> KMeansResult:
-    """Means and SSE from whole bins (label ``lab``) plus per-element sums ``acc`` of the cut bins.
+    """Means and SSE from whole bins (label ``lab``) plus the per-element sums ``acc`` of the cut bins.
 
-    ``acc[j]`` holds sums of w, w*d, w*d^2 with ``d = y - cent_y[j]`` over the elements of cut bins.
+    ``acc[j]`` holds sums of w, w*d, w*d^2 with ``d = x - cent[j]`` over the elements of cut bins.
     """
-    k = cent_y.size
-    mean = bs / bw
-    m2 = np.maximum(bq - bs * mean, 0.0)
+    k = cent.size
     w = np.bincount(lab, bw, k) + acc[:, 0]
-    d1 = np.bincount(lab, bw * (mean - cent_y[lab]), k) + acc[:, 1]
+    d1 = np.bincount(lab, bw * (mean - cent[lab]), k) + acc[:, 1]
     shift = np.where(w > 0, d1 / np.where(w > 0, w, 1.0), 0.0)
     if pinned >= 0:
         shift[pinned] = 0.0
-    mu = cent_y + shift
-    sse_bins = np.bincount(lab, m2 + bw * (mean - mu[lab]) ** 2, k)
+    mu = cent + shift
+    sse_bins = np.bincount(lab, scatter + bw * (mean - mu[lab]) ** 2, k)
     sse_cut = acc[:, 2] - 2.0 * shift * acc[:, 1] + shift * shift * acc[:, 0]
-    sse = float(np.sum(sse_bins) + np.sum(np.maximum(sse_cut, 0.0))) / prep.scale**2
-    return _sorted_result(_y_to_x(prep, mu, pinned), labels, sse)
+    sse = float(np.sum(sse_bins) + np.sum(np.maximum(sse_cut, 0.0)))
+    if pinned >= 0:
+        mu[pinned] = 0.0
+    return _sorted_result(mu, labels, sse)
 
 
-def _cuts_are_fine(bw: np.ndarray, blo: np.ndarray, bhi: np.ndarray, bd: np.ndarray, k: int) -> bool:
+def _cuts_are_fine(bw: np.ndarray, blo: np.ndarray, bhi: np.ndarray, bd: np.ndarray) -> bool:
     """True when every multi-valued bin cut by a boundary is light next to the clusters it touches."""
     if bd.size == 0:
         return True
@@ -517,14 +565,22 @@ def _cuts_are_fine(bw: np.ndarray, blo: np.ndarray, bhi: np.ndarray, bd: np.ndar
     return bool(np.all(share[cut] <= _MAX_CUT_BIN_SHARE))
 
 
-def _keys_of(v: np.ndarray) -> np.ndarray:
-    """Histogram keys of y values (the same map as the passes over the data)."""
+def _keys_of(v: np.ndarray, m: int) -> np.ndarray:
+    """Histogram keys of values (the same map as the passes over the data)."""
     bits = np.ascontiguousarray(v, dtype=np.float64).astype(np.float32).view(np.int32).astype(np.int64)
-    return _HALF_KEYS + (((bits & 0x7FFFFFFF) >> (23 - _FINE_BITS)) ^ (bits >> 31))
+    return (1 << (8 + m)) + (((bits & 0x7FFFFFFF) >> (23 - m)) ^ (bits >> 31))
+
+
+def _fine_bits(n: int) -> int:
+    """Mantissa bits of the histogram keys for n values: finer bins while n is small enough to afford."""
+    for limit, bits in _FINE_BITS_BY_N:
+        if n <= limit:
+            return bits
+    return _FINE_BITS_BY_N[-1][1]
 
 
 # --------------------------------------------------------------------------------------------------
-# DP + polish on weighted bins (shared by both paths)
+# DP and refinement on weighted bins (shared by both paths)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -533,69 +589,114 @@ def _optimal_on_bins(
     bs: np.ndarray,
     blo: np.ndarray,
     bhi: np.ndarray,
-    prep: _Prepared,
-    max_iter: int,
+    k: int,
+    pin_zero: bool,
     bq: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Optimal centroids (y units) for weighted bins; returns them and the pinned index (-1 if none).
 
     Bins are sorted, disjoint value ranges ``[blo, bhi]`` with weight ``bw``, weighted sum ``bs`` and
-    weighted sum of squares ``bq`` (points: ``blo == bhi``). The exact DP runs on runs of bins merged
-    into about ``_GROUPS_PER_CLUSTER * k`` groups, then again on the bins themselves with every cut
-    restricted to a window of groups around its coarse position (widened while a cut lands on a window
-    edge). Lloyd on the bins, splitting a cut bin as if uniform, finally moves cuts inside bins.
+    weighted sum of squares ``bq`` (points: ``blo == bhi``). The bins are merged bottom-up into nested
+    levels of runs, each ``_LEVEL_RATIO`` times coarser, down to about ``_GROUPS_PER_CLUSTER * k``
+    groups. The exact DP runs on the coarsest level; each finer level then re-solves it with every cut
+    restricted to a window around its position one level up (``_refine_cuts``). Finally bins of positive
+    width are split into ``_SUB_BINS`` uniform slices and the cuts re-solved once more, so that they can
+    fall inside bins.
     """
     if bq is None:
         bq = bs * blo  # points: w * v * v
-    k = prep.k
-    n = bw.size
-    split = int(np.searchsorted(blo, 0.0, side="left")) if prep.pin_zero else -1
-    starts = _merge_bins(bw, bs, bq, max(_MIN_GROUPS, _GROUPS_PER_CLUSTER * k), split)
-    gw, gs, gq = (np.add.reduceat(a, starts) for a in (bw, bs, bq))
-    if prep.pin_zero:
-        gcuts, pin_seg = _pinned_cuts(gw, gs, gq, int(np.searchsorted(starts, split)), k)
+    split = int(np.searchsorted(blo, 0.0, side="left")) if pin_zero else -1
+    coarsest = max(_MIN_GROUPS, _GROUPS_PER_CLUSTER * k)
+    levels = [(bw, bs, bq, split)]  # finest first
+    all_edges = []
+    while levels[-1][0].size > 2 * coarsest:
+        w, s, q, sp = levels[-1]
+        target = max(coarsest, w.size // _LEVEL_RATIO)
+        starts = _merge_bins(w, s, q, target, sp)
+        all_edges.append(np.append(starts, w.size))
+        sums = tuple(np.add.reduceat(a, starts) for a in (w, s, q))
+        levels.append((*sums, sp if sp < 0 else int(np.searchsorted(starts, sp))))
+    w, s, q, sp = levels[-1]
+    if pin_zero:  # the split of the free centroids between the signs is a discrete choice: try the best few
+        candidates = [(a, cuts) for _, a, cuts in _pinned_cuts(w, s, q, sp, k)[:_PIN_CANDIDATES]]
     else:
-        gcuts, pin_seg = _optimal_cuts(*_prefix(gw, gs, gq), k), -1
-    pw, ps, pq = _prefix(bw, bs, bq)
-    edges = np.append(starts, n)
-    cuts = edges[gcuts]
-    if starts.size < n:
-        cuts = _refine_cuts(pw, ps, pq, gcuts, edges, pin_seg, split)
+        candidates = [(-1, _optimal_cuts(*_prefix(w, s, q), k))]
+    best_cost = np.inf
+    for pin_seg, coarse_cuts in candidates:
+        cuts = coarse_cuts
+        for depth in range(len(all_edges) - 1, -1, -1):
+            w, s, q, sp = levels[depth]
+            edges = all_edges[depth]
+            first = depth == len(all_edges) - 1
+            radius = max(2, math.ceil(_REFINE_CLUSTER_WIDTHS * (edges.size - 1) / k)) if first else _REFINE_RADIUS
+            cuts = _refine_cuts(*_prefix(w, s, q), cuts, edges, pin_seg, sp, radius)
+        cost = _partition_cost(*_prefix(bw, bs, bq), cuts, pin_seg) if len(candidates) > 1 else 0.0
+        if cost < best_cost:
+            best_cost, best_cuts, best_pin = cost, cuts, pin_seg
+    cuts, pin_seg = best_cuts, best_pin
+    if _SUB_BINS > 1 and not np.all(blo == bhi):
+        near = np.zeros(bw.size + 1, dtype=np.int64)  # bins within _SUB_BIN_RADIUS of a cut get split
+        np.add.at(near, np.clip(cuts - _SUB_BIN_RADIUS, 0, bw.size), 1)
+        np.add.at(near, np.clip(cuts + _SUB_BIN_RADIUS, 0, bw.size), -1)
+        split_here = (np.cumsum(near)[:-1] > 0) & (bhi > blo)
+        bw, bs, bq, edges = _split_bins(bw, bs, blo, bhi, np.where(split_here, _SUB_BINS, 1))
+        sp = int(edges[split]) if split >= 0 else -1
+        cuts = _refine_cuts(*_prefix(bw, bs, bq), cuts, edges, pin_seg, sp, _SUB_BIN_RADIUS)
+    pw, ps, _ = _prefix(bw, bs, bq)
     cent = _segment_means(pw, ps, cuts)
     if pin_seg >= 0:
         cent[pin_seg] = 0.0
-    points = bool(np.all(blo == bhi))
-    iters = min(max_iter, _POLISH_MAX_ITER)
-    if not points and iters > 0:
-        cent = _lloyd_bins(bw, bs, blo, bhi, cent, pin_seg, iters, _POLISH_TOL)
     return cent, pin_seg
 
 
-def _refine_cuts(
-    pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, gcuts: np.ndarray, edges: np.ndarray, pin_seg: int, split: int
-) -> np.ndarray:
-    """Bin-level optimal cuts by a banded DP around the group-level cuts, re-centred until stable.
+def _split_bins(
+    bw: np.ndarray, bs: np.ndarray, blo: np.ndarray, bhi: np.ndarray, count: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split bin i into ``count[i]`` equal slices of ``[blo, bhi]`` (the bin modelled as a uniform), so
+    that cuts can fall inside bins. Returns the slices' weights, sums, sums of squares and the slice
+    index where each bin starts (plus the total)."""
+    edges = np.concatenate([[0], np.cumsum(count)])
+    owner = np.repeat(np.arange(bw.size), count)
+    j = np.arange(owner.size) - edges[owner]
+    width = (bhi - blo)[owner] / count[owner]
+    pos = blo[owner] + (j + 0.5) * width
+    w = bw[owner] / count[owner]
+    # keep each bin's exact sum: shift its slices by the gap between its mean and the uniform's mean
+    pos += (bs / bw - 0.5 * (blo + bhi))[owner] * (count[owner] > 1)
+    return w, w * pos, w * (pos * pos + width * width / 12.0), edges
 
-    Each round solves the DP exactly with every cut restricted to the groups next to its current
-    position (a window holding the current cuts, so the SSE never increases) and re-centres the
-    windows on the result; it stops when no cut moves. Being optimal against all joint moves of every
-    cut by up to a group, the result escapes the soft "all cuts drift together" mode that the group
-    quantisation leaves behind.
+
+def _refine_cuts(
+    pw: np.ndarray,
+    ps: np.ndarray,
+    pq: np.ndarray,
+    coarse_cuts: np.ndarray,
+    edges: np.ndarray,
+    pin_seg: int,
+    split: int,
+    radius: int,
+) -> np.ndarray:
+    """Optimal cuts on a finer level, each within ``radius`` coarse units of its current position.
+
+    ``edges`` are the coarse units' boundaries in fine indices. Each round solves the DP exactly with
+    every cut restricted to its window (which holds the current cuts, so the SSE never increases) and
+    re-centres the windows on the result, until no cut moves: the result is optimal against every joint
+    move of the cuts by up to ``radius`` units, which also lets cuts walk past the soft "all cuts drift
+    together" mode that coarse quantisation leaves behind.
     """
-    k = gcuts.size - 1
+    k = coarse_cuts.size - 1
     n = int(edges[-1])
-    ng = edges.size - 1
+    n_coarse = edges.size - 1
     hard_lo = np.zeros(k + 1, dtype=np.int64)
     hard_hi = np.full(k + 1, n, dtype=np.int64)
     if pin_seg >= 0:  # the pinned segment [cut pin_seg, cut pin_seg + 1) contains the sign change
         hard_hi[pin_seg] = split
         hard_lo[pin_seg + 1] = split
-    cuts = edges[gcuts]
-    radius = max(2, math.ceil(_REFINE_CLUSTER_WIDTHS * ng / k))
+    cuts = edges[coarse_cuts]
     for _ in range(_REFINE_MAX_ROUNDS):
-        g = np.searchsorted(edges, cuts, side="right") - 1  # group holding each cut
-        wlo = np.maximum(edges[np.clip(g - radius, 0, ng)], hard_lo)
-        whi = np.minimum(edges[np.clip(g + radius + 1, 0, ng)], hard_hi)
+        g = np.searchsorted(edges, cuts, side="right") - 1  # coarse unit holding each cut
+        wlo = np.maximum(edges[np.clip(g - radius, 0, n_coarse)], hard_lo)
+        whi = np.minimum(edges[np.clip(g + radius + 1, 0, n_coarse)], hard_hi)
         wlo[0], whi[0], wlo[k], whi[k] = 0, 0, n, n
         new = _banded_cuts(pw, ps, pq, wlo, whi, pin_seg + 1)
         if np.array_equal(new, cuts):
@@ -604,21 +705,12 @@ def _refine_cuts(
     return cuts
 
 
-def _banded_cuts(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, wlo: np.ndarray, whi: np.ndarray, pin_layer: int) -> np.ndarray:
+def _banded_cuts(
+    pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, wlo: np.ndarray, whi: np.ndarray, pin_layer: int
+) -> np.ndarray:
     """Optimal cuts with cut m restricted to ``[wlo[m], whi[m]]``; layer ``pin_layer`` costs sum w y^2."""
-    k = wlo.size - 1
-    prev = np.zeros(1)
-    args = []
-    for m in range(1, k + 1):
-        cur = np.full(whi[m] - wlo[m] + 1, np.inf)
-        arg = np.zeros(cur.size, dtype=np.int64)
-        _band_layer(prev, wlo[m - 1], cur, wlo[m], arg, pw, ps, pq, m == pin_layer)
-        args.append(arg)
-        prev = cur
-    cuts = np.empty(k + 1, dtype=np.int64)
-    cuts[k] = wlo[k]
-    for m in range(k, 0, -1):
-        cuts[m - 1] = args[m - 1][cuts[m] - wlo[m]]
+    cuts = np.empty(wlo.size, dtype=np.int64)
+    _banded_dp(pw, ps, pq, wlo.astype(np.int64), whi.astype(np.int64), pin_layer, cuts)
     return cuts
 
 
@@ -661,8 +753,9 @@ def _prefix(w: np.ndarray, s: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _segment_means(pw: np.ndarray, ps: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Means of the segments ``[cuts[i], cuts[i+1])``."""
-    return (ps[cuts[1:]] - ps[cuts[:-1]]) / (pw[cuts[1:]] - pw[cuts[:-1]])
+    """Means of the segments ``[cuts[i], cuts[i+1])`` (0 for an empty one: only the pinned can be)."""
+    w = pw[cuts[1:]] - pw[cuts[:-1]]
+    return np.where(w > 0, ps[cuts[1:]] - ps[cuts[:-1]], 0.0) / np.where(w > 0, w, 1.0)
 
 
 def _optimal_cuts(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, k: int) -> np.ndarray:
@@ -675,23 +768,17 @@ def _optimal_cuts(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, k: int) -> np.
     return _hirschberg_cuts(pw, ps, pq, k)
 
 
-def _dp_tables(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, k: int, keep_costs: bool) -> tuple[np.ndarray, np.ndarray]:
-    """All DP layers: ``cost[m, j]`` = best SSE of the first j points in m clusters and its argmin."""
+def _dp_tables(
+    pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, k: int, keep_costs: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """All DP layers: ``cost[m, j]`` = best SSE of the first j points in m clusters and its argmin.
+
+    Without ``keep_costs`` only the last layer's costs are returned (as row 1 of a 2-row array).
+    """
     n = pw.size - 1
     arg = np.zeros((k + 1, n + 1), dtype=np.int32)
     costs = np.full((k + 1, n + 1) if keep_costs else (2, n + 1), np.inf)
-    prev = np.full(n + 1, np.inf)
-    prev[0] = 0.0
-    if keep_costs:
-        costs[0] = prev
-    for m in range(1, k + 1):
-        cur = np.full(n + 1, np.inf)
-        _dp_layer(prev, cur, arg[m], pw, ps, pq, m)
-        if keep_costs:
-            costs[m] = cur
-        prev = cur
-    if not keep_costs:
-        costs[1] = prev
+    _dp_all_layers(pw, ps, pq, k, keep_costs, arg, costs)
     return costs, arg
 
 
@@ -708,13 +795,15 @@ def _backtrack(arg: np.ndarray, k: int, n: int) -> np.ndarray:
 def _last_row(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, k: int) -> np.ndarray:
     """Only the last DP layer (O(n) memory)."""
     n = pw.size - 1
+    prev_arg = np.zeros(n + 1, dtype=np.int32)
     arg = np.zeros(n + 1, dtype=np.int32)
     prev = np.full(n + 1, np.inf)
     prev[0] = 0.0
     for m in range(1, k + 1):
         cur = np.full(n + 1, np.inf)
-        _dp_layer(prev, cur, arg, pw, ps, pq, m)
+        _dp_layer(prev, cur, prev_arg, arg, pw, ps, pq, m)
         prev = cur
+        prev_arg, arg = arg, prev_arg
     return prev
 
 
@@ -747,12 +836,15 @@ def _hirschberg_cuts(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, k: int) -> 
     return np.array(sorted(cuts), dtype=np.int64)
 
 
-def _pinned_cuts(gw: np.ndarray, gs: np.ndarray, gq: np.ndarray, split: int, k: int) -> tuple[np.ndarray, int]:
+def _pinned_cuts(
+    gw: np.ndarray, gs: np.ndarray, gq: np.ndarray, split: int, k: int
+) -> list[tuple[float, int, np.ndarray]]:
     """Optimal cuts for k-1 free segments plus one pinned at 0 (negatives before ``split``).
 
     The pinned segment is a run around zero costing ``sum w y^2``; each side is a DP whose segment next
-    to zero is the pinned one. Both sides are solved for every number of free segments and the best
-    split of ``k - 1`` between them is taken. Returns the ``k + 1`` cuts and the pinned segment index.
+    to zero is the pinned one, solved for every number of free segments. Returns, best first, for the
+    ``_PIN_CANDIDATES`` best splits of the ``k - 1`` free segments between the signs: (SSE, pinned
+    segment index = number of negative segments, the ``k + 1`` cuts).
     """
     n = gw.size
     sides = []
@@ -764,12 +856,27 @@ def _pinned_cuts(gw: np.ndarray, gs: np.ndarray, gq: np.ndarray, split: int, k: 
         best_t = np.argmin(total, axis=1)
         sides.append((arg, total[np.arange(kk + 1), best_t], best_t))
     (narg, nbest, nt), (parg, pbest, pt) = sides
-    options = [(nbest[a] + pbest[k - 1 - a], a) for a in range(k) if a < nbest.size and k - 1 - a < pbest.size]
-    a = min(options)[1]
-    b = k - 1 - a
-    neg = _backtrack(narg, a, int(nt[a]))
-    pos = n - _backtrack(parg, b, int(pt[b]))[::-1]
-    return np.concatenate([neg, pos]), a
+    splits = [a for a in range(k) if a < nbest.size and k - 1 - a < pbest.size]
+    costs = [float(nbest[a] + pbest[k - 1 - a]) for a in splits]
+    options = []
+    for i in np.argsort(costs, kind="stable")[:_PIN_CANDIDATES]:
+        a = splits[i]
+        b = k - 1 - a
+        neg = _backtrack(narg, a, int(nt[a]))
+        pos = n - _backtrack(parg, b, int(pt[b]))[::-1]
+        options.append((costs[i], a, np.concatenate([neg, pos])))
+    return options
+
+
+def _partition_cost(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, cuts: np.ndarray, pin_seg: int) -> float:
+    """SSE of the segments between cuts (segment ``pin_seg`` about 0)."""
+    w = pw[cuts[1:]] - pw[cuts[:-1]]
+    s = ps[cuts[1:]] - ps[cuts[:-1]]
+    q = pq[cuts[1:]] - pq[cuts[:-1]]
+    cost = q - s * s / np.where(w > 0, w, 1.0)
+    if pin_seg >= 0:
+        cost[pin_seg] = q[pin_seg]
+    return float(np.sum(cost))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -814,88 +921,120 @@ def _scan_stats(x, w, weighted):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always")
-def _key(bits):  # pragma: no cover - numba
-    """Monotone histogram key of y from its float32 bits (int32): sign, exponent, top mantissa bits.
+def _key(bits, m):  # pragma: no cover - numba
+    """Monotone histogram key of a float32 given as its int32 bits: sign, exponent, top m mantissa bits.
 
-    Branch-free (the sign of weights is random): negative values map to ``half - 1 - magnitude_key``.
+    Branch-free (the sign of weights is random): negative values map below ``2**(8+m)``, mirrored.
     """
-    return _HALF_KEYS + (((bits & 0x7FFFFFFF) >> (23 - _FINE_BITS)) ^ (bits >> 31))
+    return (1 << (8 + m)) + (((bits & 0x7FFFFFFF) >> (23 - m)) ^ (bits >> 31))
 
 
 @njit(cache=True)
-def _histogram(x, w, weighted, center, scale, skip_zero, table, keys):  # pragma: no cover - numba
-    """Accumulate weight, sum and sum of squares of y per key; list the keys (of positive weight)."""
+def _histogram(x, w, weighted, skip_zero, m, table):  # pragma: no cover - numba
+    """Per key: weight, and sums of w*d and w*d^2 with d = x - (the key's edge nearest zero).
+
+    Returns (smallest key, largest key, flags) over all values (zeros and zero weights included):
+    _FLAG_NONFINITE for a value that is not a finite float32, _FLAG_BAD_WEIGHT for a negative or
+    non-finite weight. Vectorisable loops first, then one scatter loop.
+    """
     n = x.size
-    ybuf = np.empty(_CHUNK)
     fbuf = np.empty(_CHUNK, dtype=np.float32)
     bits = fbuf.view(np.int32)
-    nk = 0
+    rbuf = np.empty(_CHUNK, dtype=np.float32)
+    rbits = rbuf.view(np.int32)
+    dbuf = np.empty(_CHUNK)
+    wbuf = np.ones(_CHUNK)
+    kbuf = np.empty(_CHUNK, dtype=np.int64)
+    edge_mask = np.int32(~((1 << (23 - m)) - 1))
+    kmin = np.int64(1) << 62
+    kmax = np.int64(-1)
+    nonfinite = False
+    bad_weight = False
     for base in range(0, n, _CHUNK):
         cnt = min(_CHUNK, n - base)
         for i in range(cnt):
-            y = (np.float64(x[base + i]) - center) * scale
-            ybuf[i] = y
-            fbuf[i] = np.float32(y)
+            fbuf[i] = np.float32(x[base + i])
+        for i in range(cnt):
+            b = bits[i]
+            rbits[i] = b & edge_mask
+            nonfinite |= (b & 0x7F800000) == 0x7F800000
+            kk = _key(b, m)
+            kbuf[i] = kk
+            kmin = min(kmin, kk)
+            kmax = max(kmax, kk)
+        for i in range(cnt):
+            dbuf[i] = np.float64(x[base + i]) - np.float64(rbuf[i])
+        if not (weighted or skip_zero):
+            for i in range(cnt):
+                kk = kbuf[i]
+                d = dbuf[i]
+                table[kk, 0] += 1.0
+                table[kk, 1] += d
+                table[kk, 2] += d * d
+            continue
         for i in range(cnt):
             wt = 1.0
             if weighted:
                 wt = w[base + i]
-                if wt == 0.0:
-                    continue
+                bad_weight |= not (wt >= 0.0 and wt < np.inf)
             if skip_zero and x[base + i] == 0:
-                continue
-            y = ybuf[i]
-            kk = _key(bits[i])
-            if table[kk, 0] == 0.0:
-                keys[nk] = kk
-                nk += 1
-            table[kk, 0] += wt
-            table[kk, 1] += wt * y
-            table[kk, 2] += wt * y * y
-    return nk
+                wt = 0.0
+            wbuf[i] = wt
+        for i in range(cnt):
+            kk = kbuf[i]
+            wd = wbuf[i] * dbuf[i]
+            table[kk, 0] += wbuf[i]
+            table[kk, 1] += wd
+            table[kk, 2] += wd * dbuf[i]
+    flags = (_FLAG_NONFINITE if nonfinite else 0) | (_FLAG_BAD_WEIGHT if bad_weight else 0)
+    return kmin, kmax, flags
 
 
 @njit(cache=True)
-def _fill_label_table(bd_keys, tab):  # pragma: no cover - numba
-    """tab[key] = (first label possible for the key) | (number of boundaries inside the key) << shift."""
+def _fill_label_table(bd_keys, kmin, tab):  # pragma: no cover - numba
+    """tab[key - kmin] = first label possible for the key | (boundaries inside the key) << _SPAN_SHIFT."""
     j = 0
     nb = bd_keys.size
-    for key in range(tab.size):
+    max_span = 0
+    for i in range(tab.size):
+        key = kmin + i
         while j < nb and bd_keys[j] < key:
             j += 1
         h = j
         while h < nb and bd_keys[h] == key:
             h += 1
-        tab[key] = j | ((h - j) << _SPAN_SHIFT)
+        max_span = max(max_span, h - j)
+        tab[i] = j | ((h - j) << _SPAN_SHIFT)
+    return max_span
 
 
 @njit(cache=True)
-def _assign(x, w, weighted, center, scale, tab, bd, cent, labels, acc):  # pragma: no cover - numba
+def _assign(x, w, weighted, m, kmin, tab, bd, cent, labels, acc):  # pragma: no cover - numba
     """Nearest-centroid labels via the key table (exact comparisons only in keys a boundary cuts).
 
-    For elements of cut keys, adds w, w*d, w*d^2 (d = y - cent[label]) to acc[label].
+    For elements of cut keys, adds w, w*d, w*d^2 (d = x - cent[label]) to acc[label].
     """
     n = x.size
-    ybuf = np.empty(_CHUNK)
     fbuf = np.empty(_CHUNK, dtype=np.float32)
     bits = fbuf.view(np.int32)
+    cbuf = np.empty(_CHUNK, dtype=np.int32)
     for base in range(0, n, _CHUNK):
         cnt = min(_CHUNK, n - base)
         for i in range(cnt):
-            y = (np.float64(x[base + i]) - center) * scale
-            ybuf[i] = y
-            fbuf[i] = np.float32(y)
+            fbuf[i] = np.float32(x[base + i])
         for i in range(cnt):
-            code = tab[_key(bits[i])]
+            cbuf[i] = tab[_key(bits[i], m) - kmin]
+        for i in range(cnt):
+            code = cbuf[i]
             lab = code & _LABEL_MASK
             span = code >> _SPAN_SHIFT
             if span != 0:
-                y = ybuf[i]
+                xi = np.float64(x[base + i])
                 top = lab + span
-                while lab < top and y > bd[lab]:
+                while lab < top and xi > bd[lab]:
                     lab += 1
                 wt = w[base + i] if weighted else 1.0
-                d = y - cent[lab]
+                d = xi - cent[lab]
                 acc[lab, 0] += wt
                 acc[lab, 1] += wt * d
                 acc[lab, 2] += wt * d * d
@@ -941,11 +1080,31 @@ def _greedy_runs(bw, mean, m2, tau, split, starts):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _dp_layer(prev, cur, arg, pw, ps, pq, m):  # pragma: no cover - numba
+def _dp_all_layers(pw, ps, pq, k, keep_costs, arg, costs):  # pragma: no cover - numba
+    """Run layers 1..k of the DP (see _dp_layer) into ``arg`` and ``costs`` (all rows, or the last)."""
+    n = pw.size - 1
+    prev = np.full(n + 1, np.inf)
+    prev[0] = 0.0
+    if keep_costs:
+        costs[0, :] = prev
+    for m in range(1, k + 1):
+        cur = np.full(n + 1, np.inf)
+        _dp_layer(prev, cur, arg[m - 1], arg[m], pw, ps, pq, m)
+        if keep_costs:
+            costs[m, :] = cur
+        prev = cur
+    if not keep_costs:
+        costs[1, :] = prev
+
+
+@njit(cache=True)
+def _dp_layer(prev, cur, prev_arg, arg, pw, ps, pq, m):  # pragma: no cover - numba
     """One DP layer by divide and conquer: cur[j] = min_{m-1 <= i < j} prev[i] + cost(i, j), m <= j <= n.
 
-    cost(i, j) is the SSE of points i..j-1 about their mean; the argmin is monotone in j (the cost is
-    concave Monge), so each layer needs O(n log n) cost evaluations.
+    cost(i, j) is the SSE of points i..j-1 about their mean. It satisfies the quadrangle inequality, so
+    the (leftmost) argmin is monotone in j, giving O(n log n) cost evaluations per layer, and is at
+    least the previous layer's argmin at the same j (more clusters: a shorter last one), which prunes
+    most of the search once m is large.
     """
     n = pw.size - 1
     if m == 1:
@@ -975,8 +1134,9 @@ def _dp_layer(prev, cur, arg, pw, ps, pq, m):  # pragma: no cover - numba
         sm = ps[mid]
         qm = pq[mid]
         best = np.inf
-        bi = il
-        for i in range(il, top + 1):
+        start = max(il, prev_arg[mid]) if m > 2 else il
+        bi = start
+        for i in range(start, top + 1):
             ds = sm - ps[i]
             v = prev[i] + (qm - pq[i]) - ds * ds / (wm - pw[i])
             if v < best:
@@ -994,6 +1154,25 @@ def _dp_layer(prev, cur, arg, pw, ps, pq, m):  # pragma: no cover - numba
         stack[sp, 2] = bi
         stack[sp, 3] = ir
         sp += 1
+
+
+@njit(cache=True)
+def _banded_dp(pw, ps, pq, wlo, whi, pin_layer, cuts):  # pragma: no cover - numba
+    """All layers of the banded DP (see _band_layer) and the backtrack into ``cuts``."""
+    k = wlo.size - 1
+    off = np.empty(k + 2, dtype=np.int64)
+    off[0] = 0
+    for m in range(k + 1):
+        off[m + 1] = off[m] + whi[m] - wlo[m] + 1
+    val = np.full(off[k + 1], np.inf)
+    arg = np.zeros(off[k + 1], dtype=np.int64)
+    val[0] = 0.0
+    for m in range(1, k + 1):
+        _band_layer(val[off[m - 1] : off[m]], wlo[m - 1], val[off[m] : off[m + 1]], wlo[m],
+                    arg[off[m] : off[m + 1]], pw, ps, pq, m == pin_layer)
+    cuts[k] = wlo[k]
+    for m in range(k, 0, -1):
+        cuts[m - 1] = arg[off[m] + cuts[m] - wlo[m]]
 
 
 @njit(cache=True)
@@ -1047,50 +1226,3 @@ def _band_layer(prev, plo, cur, clo, arg, pw, ps, pq, pinned):  # pragma: no cov
         stack[sp, 2] = bi
         stack[sp, 3] = ir
         sp += 1
-
-
-@njit(cache=True)
-def _lloyd_bins(bw, bs, blo, bhi, cent, fixed, max_iter, tol):  # pragma: no cover - numba
-    """Weighted Lloyd on sorted bins; a bin cut by boundaries is split as if uniform on [lo, hi]."""
-    k = cent.size
-    c = cent.copy()
-    bd = np.empty(max(k - 1, 0))
-    cw = np.empty(k)
-    cs = np.empty(k)
-    for _ in range(max_iter):
-        for j in range(k - 1):
-            bd[j] = 0.5 * (c[j] + c[j + 1])
-        cw[:] = 0.0
-        cs[:] = 0.0
-        j = 0
-        for b in range(bw.size):
-            lo = blo[b]
-            hi = bhi[b]
-            while j < k - 1 and bd[j] < lo:
-                j += 1
-            if j == k - 1 or hi <= bd[j]:
-                cw[j] += bw[b]
-                cs[j] += bs[b]
-                continue
-            a = lo
-            width = hi - lo
-            jj = j
-            while jj < k - 1 and bd[jj] < hi:
-                piece = bw[b] * (bd[jj] - a) / width
-                cw[jj] += piece
-                cs[jj] += piece * 0.5 * (a + bd[jj])
-                a = bd[jj]
-                jj += 1
-            piece = bw[b] * (hi - a) / width
-            cw[jj] += piece
-            cs[jj] += piece * 0.5 * (a + hi)
-        shift = 0.0
-        for j in range(k):
-            if j == fixed or cw[j] <= 0.0:
-                continue
-            nc = cs[j] / cw[j]
-            shift = max(shift, abs(nc - c[j]))
-            c[j] = nc
-        if shift <= tol:
-            break
-    return c

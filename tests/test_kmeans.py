@@ -1,0 +1,402 @@
+"""1-D weighted k-means: the exact DP against brute force, the fast path against the exact DP, and the API."""
+
+from __future__ import annotations
+
+import itertools
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from onnx_share.codebook import kmeans as km
+from onnx_share.codebook.kmeans import INIT_METHODS, KMeansResult, kmeans_1d, kmeans_1d_exact
+
+REL_TOL = 1e-4  # kmeans_1d(init="optimal") promise: within 1e-4 relative SSE of the optimum
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def segment_sse(v: np.ndarray, w: np.ndarray, center: float | None = None) -> float:
+    c = float(np.sum(w * v) / np.sum(w)) if center is None else center
+    return float(np.sum(w * (v - c) ** 2))
+
+
+def brute_force_sse(values: np.ndarray, k: int, weights: np.ndarray | None = None) -> float:
+    """Optimal SSE over all partitions of the sorted distinct values into min(k, d) contiguous runs."""
+    w = np.ones(values.size) if weights is None else weights
+    keep = w > 0
+    u, inv = np.unique(values[keep], return_inverse=True)
+    wu = np.bincount(inv, weights=w[keep], minlength=u.size)
+    k = min(k, u.size)
+    best = np.inf
+    for cuts in itertools.combinations(range(1, u.size), k - 1):
+        edges = (0, *cuts, u.size)
+        best = min(best, sum(segment_sse(u[a:b], wu[a:b]) for a, b in itertools.pairwise(edges)))
+    return best
+
+
+def brute_force_pinned_sse(values: np.ndarray, k: int) -> float:
+    """Optimal SSE with one centroid fixed at 0 and k-1 free ones, over every assignment of the distinct
+    non-zero values to clusters (no contiguity assumed; zeros cost nothing)."""
+    u, wu = np.unique(values[values != 0], return_counts=True)
+    if u.size == 0:
+        return 0.0
+    labels = np.array(list(itertools.product(range(k), repeat=u.size)))  # label 0 is the pinned centroid
+    total = np.sum(np.where(labels == 0, wu * u * u, 0.0), axis=1)
+    for c in range(1, k):
+        member = labels == c
+        w = member @ wu.astype(float)
+        s = member @ (wu * u)
+        q = member @ (wu * u * u)
+        total += np.where(w > 0, q - s * s / np.where(w > 0, w, 1.0), 0.0)
+    return float(total.min())
+
+
+def direct_sse(values: np.ndarray, res: KMeansResult, weights: np.ndarray | None = None) -> float:
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    w = np.ones(x.size) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    return float(np.sum(w * (x - res.centroids[res.labels]) ** 2))
+
+
+def check_consistent(values: np.ndarray, res: KMeansResult, k: int, weights: np.ndarray | None = None) -> None:
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    assert res.centroids.dtype == np.float64
+    assert res.centroids.ndim == 1 and 1 <= res.centroids.size <= k
+    assert np.all(np.diff(res.centroids) > 0), "centroids must be sorted and distinct"
+    assert res.labels.shape == (x.size,)
+    assert res.labels.dtype == (np.uint8 if res.centroids.size <= 256 else np.int32)
+    assert int(res.labels.max()) < res.centroids.size
+    direct = direct_sse(values, res, weights)
+    scale = float(np.sum((np.ones(x.size) if weights is None else weights) * x * x)) + 1e-300
+    assert res.sse == pytest.approx(direct, rel=1e-7, abs=1e-12 * scale)
+
+
+def assert_near_optimal(got: float, best: float, values: np.ndarray) -> None:
+    floor = 1e-12 * float(np.sum(np.asarray(values, dtype=np.float64) ** 2)) + 1e-300
+    assert got <= best * (1 + REL_TOL) + floor, (got, best, got / max(best, 1e-300) - 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# exact DP against brute force; optimal init against the exact DP (small inputs)
+# ----------------------------------------------------------------------------------------------
+
+small_k = st.integers(min_value=1, max_value=8)
+
+
+@st.composite
+def small_values(draw: st.DrawFn) -> np.ndarray:
+    """<= 60 values drawn from <= 10 distinct ones (duplicates, zeros, outliers, mixed scales)."""
+    kind = draw(st.sampled_from(["grid", "float", "outlier", "zeros"]))
+    n_distinct = draw(st.integers(1, 10))
+    if kind == "grid":
+        pool = np.array(draw(st.lists(st.integers(-20, 20), min_size=n_distinct, max_size=n_distinct)), float)
+    else:
+        pool = np.array(draw(st.lists(st.floats(-1.0, 1.0, allow_nan=False, width=32),
+                                      min_size=n_distinct, max_size=n_distinct)))
+    if kind == "outlier":
+        pool[0] = draw(st.sampled_from([50.0, -1e3, 1e4]))
+    if kind == "zeros":
+        pool[0] = 0.0
+    n = draw(st.integers(1, 60))
+    idx = draw(st.lists(st.integers(0, pool.size - 1), min_size=n, max_size=n))
+    return pool[np.array(idx)].astype(np.float32)
+
+
+@SETTINGS
+@given(values=small_values(), k=small_k)
+def test_exact_matches_brute_force(values: np.ndarray, k: int) -> None:
+    res = kmeans_1d_exact(values, k)
+    check_consistent(values, res, k)
+    best = brute_force_sse(values.astype(np.float64), k)
+    assert res.sse == pytest.approx(best, rel=1e-9, abs=1e-12 * float(np.sum(values.astype(float) ** 2)) + 1e-30)
+
+
+@SETTINGS
+@given(values=small_values(), k=small_k, use_histogram=st.booleans())
+def test_optimal_within_tolerance_of_exact(values: np.ndarray, k: int, use_histogram: bool) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        if use_histogram:  # push tiny inputs through the histogram path too (it falls back when it must)
+            mp.setattr(km, "_SORT_PATH_MAX_N", 0)
+        res = kmeans_1d(values, k)
+    check_consistent(values, res, k)
+    assert_near_optimal(res.sse, kmeans_1d_exact(values, k).sse, values)
+
+
+@SETTINGS
+@given(values=small_values(), k=small_k, data=st.data())
+def test_weighted_exact_matches_brute_force(values: np.ndarray, k: int, data: st.DataObject) -> None:
+    weights = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.5, 1.0, 3.0]), min_size=values.size,
+                                          max_size=values.size)))
+    if weights.sum() == 0:
+        weights[0] = 1.0
+    res = kmeans_1d_exact(values, k, sample_weight=weights)
+    check_consistent(values, res, k, weights)
+    best = brute_force_sse(values.astype(np.float64), k, weights)
+    assert res.sse == pytest.approx(best, rel=1e-9, abs=1e-12 * float(np.sum(values.astype(float) ** 2)) + 1e-30)
+    fast = kmeans_1d(values, k, sample_weight=weights)
+    check_consistent(values, fast, k, weights)
+    assert_near_optimal(fast.sse, best, values)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=small_values(), k=st.integers(1, 4))
+def test_pin_zero_is_optimal_with_a_pinned_centroid(values: np.ndarray, k: int) -> None:
+    if np.unique(values[values != 0]).size > 7:
+        values = values[np.isin(values, np.unique(values)[:7])]
+    res = kmeans_1d(values, k, pin_zero=True)
+    check_consistent(values, res, k)
+    assert 0.0 in res.centroids
+    zero_label = int(np.flatnonzero(res.centroids == 0.0)[0])
+    assert np.all(res.labels[values == 0] == zero_label)
+    assert_near_optimal(res.sse, brute_force_pinned_sse(values.astype(np.float64), k), values)
+
+
+# ----------------------------------------------------------------------------------------------
+# realistic weight tensors: the fast path against the exact DP
+# ----------------------------------------------------------------------------------------------
+
+
+def realistic(kind: str, n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "gaussian":
+        x = rng.normal(0.0, 0.02, n)
+    elif kind == "laplace":
+        x = rng.laplace(0.0, 0.02, n)
+    elif kind == "student_t2":
+        x = 0.02 * rng.standard_t(2, n)
+    else:  # gaussian with 30% exact zeros (pruned)
+        x = rng.normal(0.0, 0.02, n)
+        x[rng.random(n) < 0.3] = 0.0
+    return x.astype(np.float32)
+
+
+@pytest.fixture
+def histogram_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send every input, however small, through the histogram path (it falls back when it must)."""
+    monkeypatch.setattr(km, "_SORT_PATH_MAX_N", 0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "n", "k", "path"),
+    [
+        ("gaussian", 20_000, 256, "sorted"),
+        ("laplace", 200_000, 16, "default"),
+        ("student_t2", 200_000, 16, "default"),
+        ("student_t2", 60_000, 256, "histogram"),
+        ("zeros", 100_000, 256, "histogram"),
+        ("gaussian", 50_000, 256, "histogram"),
+        ("laplace", 60_000, 256, "sorted"),
+    ],
+)
+def test_realistic_within_tolerance_and_outliers_kept(kind: str, n: int, k: int, path: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    if path == "histogram":
+        monkeypatch.setattr(km, "_SORT_PATH_MAX_N", 0)
+    x = realistic(kind, n)
+    res = kmeans_1d(x, k)
+    exact = kmeans_1d_exact(x, k)
+    check_consistent(x, res, k)
+    assert_near_optimal(res.sse, exact.sse, x)
+    i = int(np.argmax(np.abs(x)))
+    ours = abs(float(x[i]) - res.centroids[res.labels[i]])
+    best = abs(float(x[i]) - exact.centroids[exact.labels[i]])
+    assert ours <= best + 1e-3 * abs(float(x[i]))
+
+
+@pytest.mark.usefixtures("histogram_path")
+def test_isolated_outlier_gets_its_own_centroid() -> None:
+    x = realistic("gaussian", 50_000)
+    x[123] = 2.0  # 100 sigma
+    res = kmeans_1d(x, 16)
+    assert res.centroids[res.labels[123]] == pytest.approx(2.0, abs=1e-7)
+    assert np.count_nonzero(res.labels == res.labels[123]) == 1
+
+
+@pytest.mark.usefixtures("histogram_path")
+def test_weighted_histogram_path_against_exact() -> None:
+    rng = np.random.default_rng(3)
+    x = realistic("laplace", 60_000, seed=3)
+    w = rng.exponential(1.0, x.size)
+    w[rng.random(x.size) < 0.1] = 0.0
+    res = kmeans_1d(x, 32, sample_weight=w)
+    check_consistent(x, res, 32, w)
+    assert_near_optimal(res.sse, kmeans_1d_exact(x, 32, sample_weight=w).sse, x)
+    unweighted = kmeans_1d(x, 32)
+    assert not np.allclose(res.centroids, unweighted.centroids)
+
+
+@pytest.mark.parametrize("n", [5_000, 80_000])
+@pytest.mark.parametrize("force_histogram", [False, True])
+def test_pin_zero_keeps_zeros_exact(n: int, force_histogram: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if force_histogram:
+        monkeypatch.setattr(km, "_SORT_PATH_MAX_N", 0)
+    x = realistic("zeros", n, seed=1)
+    res = kmeans_1d(x, 16, pin_zero=True)
+    check_consistent(x, res, 16)
+    assert 0.0 in res.centroids
+    assert np.all(res.centroids[res.labels[x == 0]] == 0.0)
+    free = kmeans_1d(x, 16)
+    assert res.sse >= free.sse * (1 - 1e-9)  # pinning can only cost
+
+
+@pytest.mark.usefixtures("histogram_path")
+def test_pin_zero_matches_the_exact_pinned_dp() -> None:
+    x = realistic("zeros", 120_000, seed=12)
+    res = kmeans_1d(x, 64, pin_zero=True)
+    u, counts = np.unique(x[x != 0].astype(np.float64), return_counts=True)
+    w = counts.astype(np.float64)
+    pw, ps, pq = km._prefix(w, u * w, u * u * w)
+    _, pinned, cuts = km._pinned_cuts(w, u * w, u * u * w, int(np.searchsorted(u, 0.0)), 64)[0]
+    assert_near_optimal(res.sse, km._partition_cost(pw, ps, pq, cuts, pinned), x)
+
+
+def test_exact_dp_low_memory_partition_matches_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = realistic("student_t2", 3_000, seed=13)
+    table = kmeans_1d_exact(x, 24)
+    monkeypatch.setattr(km, "_DP_TABLE_MAX_CELLS", 500)  # force Hirschberg splitting
+    low_memory = kmeans_1d_exact(x, 24)
+    assert low_memory.sse == pytest.approx(table.sse, rel=1e-12)
+    assert km._exact_sse(x, 24) == pytest.approx(table.sse, rel=1e-9)
+
+
+@pytest.mark.usefixtures("histogram_path")
+def test_labels_are_nearest_centroid() -> None:
+    # Labels go to the nearest centroid, then each centroid moves to the mean of its values (the last
+    # Lloyd half-step), which can only leave a value a hair nearer to a neighbour.
+    x = realistic("student_t2", 100_000, seed=2)
+    res = kmeans_1d(x, 64)
+    dist = np.abs(x.astype(np.float64)[:, None] - res.centroids[None, :])
+    chosen = dist[np.arange(x.size), res.labels]
+    assert np.all(chosen - dist.min(axis=1) <= 1e-3 * np.min(np.diff(res.centroids)))
+
+
+# ----------------------------------------------------------------------------------------------
+# inits, determinism, shapes and dtypes, edge cases, errors
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("init", INIT_METHODS)
+@pytest.mark.parametrize("pin_zero", [False, True])
+def test_every_init_is_deterministic_and_valid(init: str, pin_zero: bool) -> None:
+    x = realistic("zeros", 3_000, seed=4)
+    a = kmeans_1d(x, 8, init=init, seed=7, pin_zero=pin_zero)
+    b = kmeans_1d(x, 8, init=init, seed=7, pin_zero=pin_zero)
+    np.testing.assert_array_equal(a.centroids, b.centroids)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert a.sse == b.sse
+    check_consistent(x, a, 8)
+    assert a.sse >= kmeans_1d_exact(x, 8).sse * (1 - 1e-9)
+    if pin_zero:
+        assert 0.0 in a.centroids
+
+
+def test_seeded_inits_depend_on_seed() -> None:
+    x = realistic("student_t2", 3_000, seed=5)
+    runs = {kmeans_1d(x, 16, init="random", seed=s, max_iter=2).sse for s in range(4)}
+    assert len(runs) > 1
+
+
+def test_shapes_dtypes_and_label_order() -> None:
+    x = realistic("laplace", 4_096, seed=6).reshape(16, 16, 16)
+    res = kmeans_1d(x, 8)
+    flat = x.reshape(-1)
+    assert res.labels.shape == (flat.size,)
+    np.testing.assert_array_equal(res.labels, kmeans_1d(flat, 8).labels)
+    transposed = np.transpose(x, (2, 0, 1))  # not contiguous: labels follow its own C order
+    res_t = kmeans_1d(transposed, 8)
+    np.testing.assert_array_equal(res_t.labels, kmeans_1d(np.ascontiguousarray(transposed).reshape(-1), 8).labels)
+    for dtype in (np.float16, ml_dtypes.bfloat16, np.float64):
+        y = flat.astype(dtype)
+        r = kmeans_1d(y, 8)
+        check_consistent(y.astype(np.float64), r, 8)
+        assert_near_optimal(r.sse, kmeans_1d_exact(y, 8).sse, y.astype(np.float64))
+
+
+def test_many_clusters_use_int32_labels() -> None:
+    x = realistic("gaussian", 5_000, seed=8)
+    res = kmeans_1d(x, 300)
+    assert res.labels.dtype == np.int32 and res.centroids.size == 300
+    check_consistent(x, res, 300)
+
+
+@pytest.mark.usefixtures("histogram_path")
+def test_fewer_distinct_values_than_k() -> None:
+    x = np.array([3.0, -1.0, 3.0, 0.5, -1.0, 0.5, 0.5], dtype=np.float32)
+    res = kmeans_1d(x, 5)
+    np.testing.assert_array_equal(res.centroids, [-1.0, 0.5, 3.0])
+    assert res.sse == 0.0
+    np.testing.assert_array_equal(res.centroids[res.labels], x)
+    big = np.tile(x, 10_000)  # the histogram path must come to the same answer
+    res_big = kmeans_1d(big, 300)
+    np.testing.assert_array_equal(res_big.centroids, [-1.0, 0.5, 3.0])
+    assert res_big.sse == 0.0
+
+
+@pytest.mark.usefixtures("histogram_path")
+@pytest.mark.parametrize("n", [10, 50_000])
+def test_constant_tensor_and_k_one(n: int) -> None:
+    const = np.full(n, 0.25, dtype=np.float32)
+    res = kmeans_1d(const, 4)
+    np.testing.assert_array_equal(res.centroids, [0.25])
+    assert res.sse == 0.0
+    x = realistic("laplace", n, seed=9)
+    one = kmeans_1d(x, 1)
+    assert one.centroids[0] == pytest.approx(float(np.mean(x.astype(np.float64))), rel=1e-9, abs=1e-12)
+    pinned = kmeans_1d(x, 1, pin_zero=True)
+    np.testing.assert_array_equal(pinned.centroids, [0.0])
+    assert pinned.sse == pytest.approx(float(np.sum(x.astype(np.float64) ** 2)), rel=1e-9)
+
+
+@pytest.mark.usefixtures("histogram_path")
+def test_k_two_splits_a_bimodal_tensor() -> None:
+    rng = np.random.default_rng(10)
+    x = np.concatenate([rng.normal(-1, 0.01, 40_000), rng.normal(1, 0.01, 40_000)]).astype(np.float32)
+    res = kmeans_1d(x, 2)
+    np.testing.assert_allclose(res.centroids, [-1, 1], atol=1e-3)
+    assert_near_optimal(res.sse, kmeans_1d_exact(x, 2).sse, x)
+
+
+@pytest.mark.usefixtures("histogram_path")
+def test_float64_beyond_float32_range() -> None:
+    x = realistic("gaussian", 40_000, seed=11).astype(np.float64) * 1e100  # float32 overflows: falls back
+    res = kmeans_1d(x, 4)
+    check_consistent(x, res, 4)
+    assert_near_optimal(res.sse, kmeans_1d_exact(x, 4).sse, x)
+
+
+@pytest.mark.usefixtures("histogram_path")
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("n", [100, 50_000])
+def test_non_finite_values_raise(bad: float, n: int) -> None:
+    x = realistic("gaussian", n)
+    x[n // 2] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        kmeans_1d(x, 4)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        kmeans_1d_exact(x, 4)
+
+
+@pytest.mark.usefixtures("histogram_path")
+@pytest.mark.parametrize("n", [100, 50_000])
+def test_argument_errors(n: int) -> None:
+    x = realistic("gaussian", n)
+    with pytest.raises(ValueError, match="k must be"):
+        kmeans_1d(x, 0)
+    with pytest.raises(ValueError, match="unknown init"):
+        kmeans_1d(x, 4, init="kmeans||")
+    with pytest.raises(ValueError, match="elements"):
+        kmeans_1d(x, 4, sample_weight=np.ones(n + 1))
+    with pytest.raises(ValueError, match="non-negative"):
+        kmeans_1d(x, 4, sample_weight=-np.ones(n))
+    with pytest.raises(ValueError, match="non-negative"):
+        kmeans_1d(x, 4, sample_weight=np.full(n, np.nan))
+    with pytest.raises(ValueError, match="sums to zero"):
+        kmeans_1d(x, 4, sample_weight=np.zeros(n))
+    with pytest.raises(ValueError, match="empty"):
+        kmeans_1d(np.zeros(0, np.float32), 4)
