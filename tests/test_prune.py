@@ -30,7 +30,6 @@ from onnx_share.sparse_storage import (
 
 FLOAT, FLOAT16, BOOL = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BOOL
 # kmeans_1d(pin_zero=True) averages an empty pinned segment before overwriting it with 0.0 (harmless 0/0).
-PINNED_MEAN_WARNING = "ignore:invalid value encountered in divide:RuntimeWarning"
 
 # ---------------------------------------------------------------------------------------------- numpy
 
@@ -166,7 +165,6 @@ def test_constant_node_and_subgraph_weights_are_pruned(tmp_path: Path, rng: np.r
         np.testing.assert_allclose(got.astype(np.float32), want, rtol=1e-2, atol=2e-2)
 
 
-@pytest.mark.filterwarnings(PINNED_MEAN_WARNING)
 @pytest.mark.parametrize("granularity", ["tensor", "channel"])
 def test_clustering_a_pruned_tensor_keeps_its_zeros(granularity: str, rng: np.random.Generator) -> None:
     w = rng.normal(size=(64, 96)).astype(np.float32)
@@ -183,7 +181,6 @@ def test_clustering_a_pruned_tensor_keeps_its_zeros(granularity: str, rng: np.ra
         assert bool(np.all(decoded[lightly == 0] == 0)) is kept
 
 
-@pytest.mark.filterwarnings(PINNED_MEAN_WARNING)
 def test_prune_then_cluster_keeps_zeros_in_the_model(tmp_path: Path, rng: np.random.Generator) -> None:
     model, feeds = _two_layer(rng)
     config = {"passes": ["prune", "cluster"], "prune": {"fraction": 0.5}, "default": {"bits": 4}, "min_elements": 16}
@@ -263,7 +260,6 @@ def test_options_are_checked() -> None:
 # ---------------------------------------------------------------------------------------------- digits CNN
 
 
-@pytest.mark.filterwarnings(PINNED_MEAN_WARNING)
 def test_digits_pruned_half_and_clustered_5_bits_within_one_point(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("digits_evaluate", DIGITS_DIR / "evaluate.py")
     assert spec is not None and spec.loader is not None

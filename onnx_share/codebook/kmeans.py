@@ -469,7 +469,7 @@ def _cluster_histogram(
     weighted = w is not None
     w = w if weighted else np.empty(0)
     table = np.zeros((2 << (8 + m), 3))
-    kmin, kmax, flags = _histogram(x, w, weighted, pin_zero, m, table)
+    kmin, kmax, flags = _histogram(x, w, weighted, pin_zero, m, table, x.dtype == np.float32)
     if flags & _FLAG_BAD_WEIGHT:
         _check_scan(False, True, 1.0)
     if flags & _FLAG_NONFINITE:
@@ -702,6 +702,7 @@ def _refine_cuts(
         if np.array_equal(new, cuts):
             break
         cuts = new
+        radius = max(2, radius // 4)  # later rounds only follow the cuts that still move
     return cuts
 
 
@@ -930,10 +931,11 @@ def _key(bits, m):  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def _histogram(x, w, weighted, skip_zero, m, table):  # pragma: no cover - numba
+def _histogram(x, w, weighted, skip_zero, m, table, exact32):  # pragma: no cover - numba
     """Per key: weight, and sums of w*d and w*d^2 with d = x - (the key's edge nearest zero).
 
-    Returns (smallest key, largest key, flags) over all values (zeros and zero weights included):
+    ``exact32``: x is float32 (d computed in float32, exactly). Returns (smallest key, largest key,
+    flags) over all values (zeros and zero weights included):
     _FLAG_NONFINITE for a value that is not a finite float32, _FLAG_BAD_WEIGHT for a negative or
     non-finite weight. Vectorisable loops first, then one scatter loop.
     """
@@ -962,8 +964,12 @@ def _histogram(x, w, weighted, skip_zero, m, table):  # pragma: no cover - numba
             kbuf[i] = kk
             kmin = min(kmin, kk)
             kmax = max(kmax, kk)
-        for i in range(cnt):
-            dbuf[i] = np.float64(x[base + i]) - np.float64(rbuf[i])
+        if exact32:  # same sign and binade: the float32 difference is exact
+            for i in range(cnt):
+                dbuf[i] = np.float64(fbuf[i] - rbuf[i])
+        else:
+            for i in range(cnt):
+                dbuf[i] = np.float64(x[base + i]) - np.float64(rbuf[i])
         if not (weighted or skip_zero):
             for i in range(cnt):
                 kk = kbuf[i]
