@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_CHECK_FAILED = 3
 
 EXAMPLES = """examples:
@@ -286,9 +285,9 @@ def run_optimize(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     tensorrt = _tensorrt_options(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    result = optimize(args.input, config, progress=progress)
-    if config.validation.enabled:
+    if config.validation.enabled:  # before any work: unreadable input files or unknown input names
         check_validation_inputs(args.input, config.validation)
+    result = optimize(args.input, config, progress=progress)
     result.save(args.output)
     result.report.command = args.command_line
     status = EXIT_OK

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import onnx
 
 from onnx_share import __version__
 from onnx_share.config import OptimizeConfig, ValidationConfig
 from onnx_share.report import CompareReport
+from onnx_share.sparse_storage import iter_graph_protos
 from onnx_share.validation import LoadedModel, ModelFile, compare_models
 from onnx_share.weight_changes import WeightDiff
 
@@ -78,7 +77,7 @@ def model_file_bytes(source: ModelFile, model: LoadedModel) -> int:
     if isinstance(source, bytes):
         return len(source)
     locations = set()
-    for graph in _graphs(model.proto.graph):
+    for graph in iter_graph_protos(model.proto.graph):
         for tensor in graph.initializer:
             location = next((e.value for e in tensor.external_data if e.key == "location"), None)
             if location is not None:
@@ -86,11 +85,3 @@ def model_file_bytes(source: ModelFile, model: LoadedModel) -> int:
     folder = model.folder or Path(source).parent
     return Path(source).stat().st_size + sum((folder / loc).stat().st_size for loc in locations
                                              if (folder / loc).is_file())
-
-
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    yield graph
-    for node in graph.node:
-        for attribute in node.attribute:
-            for subgraph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
-                yield from _graphs(subgraph)

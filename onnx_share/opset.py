@@ -13,6 +13,7 @@ import onnx.defs
 import onnx_ir as ir
 
 from onnx_share.model_io import MAX_OPSET, default_opset
+from onnx_share.weights import DEFAULT_DOMAINS
 
 
 def opset_blockers(model: ir.Model, target: int) -> list[str]:
@@ -28,10 +29,10 @@ def opset_blockers(model: ir.Model, target: int) -> list[str]:
     op_types = {
         node.op_type
         for node in ir.traversal.RecursiveGraphIterator(model.graph)
-        if node.domain in ("", "ai.onnx")
+        if node.domain in DEFAULT_DOMAINS
     }
     for function in model.functions.values():
-        op_types.update(node.op_type for node in function if node.domain in ("", "ai.onnx"))
+        op_types.update(node.op_type for node in function if node.domain in DEFAULT_DOMAINS)
     blockers = []
     for op_type in sorted(op_types):
         try:

@@ -124,7 +124,9 @@ def _model_file_bytes(path: Path, model: ir.Model) -> int:
         for value in graph.initializers.values()
         if isinstance(value.const_value, ir.ExternalTensor)
     }
-    return path.stat().st_size + sum((path.parent / loc).stat().st_size for loc in locations)
+    return path.stat().st_size + sum(
+        (path.parent / loc).stat().st_size for loc in locations if (path.parent / loc).is_file()
+    )
 
 
 def _as_model_file(source: ModelSource) -> str | os.PathLike | bytes:

@@ -6,7 +6,7 @@ reading a model, and written after the IR has saved one. onnxruntime densifies t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,7 @@ def store_sparse_initializers_in_file(path: str | Path, names: Iterable[str]) ->
 def densify_sparse_initializers(proto: onnx.ModelProto) -> list[str]:
     """Turn every ``sparse_initializer`` of every graph into a dense initializer (onnx-ir drops sparse ones)."""
     converted: list[str] = []
-    for graph in _graphs(proto.graph):
+    for graph in iter_graph_protos(proto.graph):
         for sparse in graph.sparse_initializer:
             graph.initializer.append(_dense_form(sparse))
             converted.append(sparse.values.name)
@@ -95,12 +95,13 @@ def _dense_form(sparse: onnx.SparseTensorProto) -> onnx.TensorProto:
     return tensor
 
 
-def _graphs(graph: onnx.GraphProto) -> Iterable[onnx.GraphProto]:
+def iter_graph_protos(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """``graph`` and every subgraph below it (If/Loop/Scan bodies), depth first."""
     yield graph
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
+                yield from iter_graph_protos(attr.g)
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for sub in attr.graphs:
-                    yield from _graphs(sub)
+                    yield from iter_graph_protos(sub)

@@ -77,7 +77,7 @@ class LoadedModel:
         try:
             proto = onnx.load(path, load_external_data=False)
         except Exception as exc:  # protobuf raises several types for damaged files
-            raise OnnxShareError(f"{path}: not a readable ONNX model ({first_line(exc)})") from exc
+            raise OnnxShareError(f"{path}: not a valid ONNX model ({first_line(exc)})") from exc
         return cls(proto, str(path), path.resolve().parent)
 
     def runner(self, name: str, extra_outputs: Sequence[str] = ()) -> OnnxrtRunner:

@@ -23,6 +23,7 @@ from onnx_share.codebook.metrics import relative_error
 from onnx_share.layerwise import names_read
 from onnx_share.report import TensorReport
 from onnx_share.validation import LoadedModel, onnxrt_session
+from onnx_share.weights import DEFAULT_DOMAINS
 
 FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
                          onnx.TensorProto.DOUBLE})
@@ -260,7 +261,7 @@ def constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
     """Initializers and ``Constant`` node tensors of one graph, by value name."""
     found = {t.name: t for t in graph.initializer}
     for node in graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+        if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
             for attribute in node.attribute:
                 if attribute.name == "value" and attribute.HasField("t"):
                     found[node.output[0]] = attribute.t

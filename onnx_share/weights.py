@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx_ir as ir
 
+# The default ONNX operator domain, by both of its names.
+DEFAULT_DOMAINS = ("", "ai.onnx")
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16})
 PASS_THROUGH_OPS = frozenset({"Identity", "Cast", "Transpose"})
 # Ops that read only a tensor's shape: a rewritten tensor of the same shape serves them unchanged.
@@ -123,7 +125,7 @@ def _constant_tensors(
             if value.const_value is not None:
                 yield value, graph, None, value.const_value
         for node in list(graph):
-            if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and "value" in node.attributes:
+            if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS and "value" in node.attributes:
                 yield node.outputs[0], graph, node, node.attributes["value"].as_tensor()
 
 
@@ -156,7 +158,7 @@ def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | Non
     while stack:
         current, axes = stack.pop()  # axes[i]: axis of the original tensor that is axis i of `current`
         for node, index in _uses_of(current):
-            if node.op_type in SHAPE_READERS and node.domain in ("", "ai.onnx"):
+            if node.op_type in SHAPE_READERS and node.domain in DEFAULT_DOMAINS:
                 continue
             through = _pass_through(node, axes)
             if through is not None:
@@ -182,7 +184,7 @@ def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | Non
 
 def _pass_through(node: ir.Node, axes: tuple[int, ...]) -> tuple[int, ...] | None:
     """How ``node`` maps the original tensor's axes, if it is a value-preserving pass-through."""
-    if node.domain not in ("", "ai.onnx") or node.op_type not in PASS_THROUGH_OPS:
+    if node.domain not in DEFAULT_DOMAINS or node.op_type not in PASS_THROUGH_OPS:
         return None
     if node.op_type == "Cast":
         to = node.attributes.get("to")
@@ -196,7 +198,7 @@ def _pass_through(node: ir.Node, axes: tuple[int, ...]) -> tuple[int, ...] | Non
 
 def _weight_use(node: ir.Node, index: int, rank: int) -> WeightUse | None:
     """The weight slot ``node`` input ``index`` is, with axes in the coordinates of that input."""
-    if node.domain not in ("", "ai.onnx"):
+    if node.domain not in DEFAULT_DOMAINS:
         return None
     op = node.op_type
     axes: tuple[int | None, int | None] | None = None

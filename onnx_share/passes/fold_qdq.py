@@ -21,8 +21,8 @@ import onnx_ir as ir
 
 from onnx_share.passes.result import PassOutcome
 from onnx_share.rewrite import NameScope, allow_plain_initializers
+from onnx_share.weights import DEFAULT_DOMAINS
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
 # Integer types QuantizeLinear can produce; folding and DQ→Q removal handle these (float8/float4 are left alone).
 QUANT_INT_TYPES = frozenset({
     ir.DataType.INT8, ir.DataType.UINT8, ir.DataType.INT16, ir.DataType.UINT16,

@@ -36,9 +36,8 @@ from onnx_ir.passes.common import initializer_deduplication
 from onnx_share.config import ShareConfig
 from onnx_share.passes.result import PassOutcome
 from onnx_share.rewrite import NameScope, allow_plain_initializers, node, replace_weight
-from onnx_share.weights import WeightTensor
+from onnx_share.weights import DEFAULT_DOMAINS, WeightTensor
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
 SHARE_FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE})
 # Ops whose inputs onnxruntime must find in their own graph (see the module docstring).
 LOCAL_INPUT_OPS = frozenset({"DequantizeLinear"})

@@ -24,7 +24,7 @@ from onnx_share.model_io import default_opset
 from onnx_share.passes.result import PassOutcome, WeightPass
 from onnx_share.rewrite import NameScope, constant, node
 from onnx_share.selection import select_weights
-from onnx_share.weights import WeightTensor
+from onnx_share.weights import DEFAULT_DOMAINS, WeightTensor
 
 log = logging.getLogger("onnx_share")
 
@@ -87,7 +87,7 @@ def _uses(weight: WeightTensor, opset: int) -> tuple[list[_Use] | None, str]:
         consumer, index = use.node, use.idx
         if any(u.node is consumer for u in uses):
             return None, f"feeds two inputs of {consumer.op_type} node {consumer.name!r}"
-        standard = consumer.domain in ("", "ai.onnx")
+        standard = consumer.domain in DEFAULT_DOMAINS
         if standard and consumer.op_type == "MatMul" and index in (0, 1):
             uses.append(_Use(consumer, "right" if index == 1 else "left"))
             continue

@@ -30,6 +30,7 @@ import onnx.numpy_helper as onh
 from onnx_share.errors import OnnxShareError
 from onnx_share.model_io import MAX_IR_VERSION, MAX_OPSET
 from onnx_share.validation import LoadedModel, ModelFile
+from onnx_share.weights import DEFAULT_DOMAINS
 
 TARGETS: tuple[str, ...] = ("tensorrt", "onnxruntime")
 Severity = Literal["error", "warning"]
@@ -280,7 +281,7 @@ def ort_loadable(model: onnx.ModelProto) -> Iterator[Finding]:
     if model.ir_version > MAX_IR_VERSION:
         yield _finding(label, "ir-version", f"IR version {model.ir_version}; onnxruntime loads up to "
                        f"{MAX_IR_VERSION}")
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
     if opset is not None and opset > MAX_OPSET:
         yield _finding(label, "opset", f"default-domain opset {opset}; onnxruntime loads up to {MAX_OPSET}")
 
