@@ -1,8 +1,14 @@
 """One configuration tree behind the CLI and the Python API.
 
 A global :class:`WeightSpec` says how every weight is compressed; per-op-type and per-tensor-name (glob)
-overrides change single fields for the tensors they match (op types first, then name globs in order, the
-last match winning). The whole tree round-trips through plain dicts, so it can live in JSON or YAML.
+overrides change single fields for the tensors they match: op types first, then name globs in order, the last
+matching glob winning. A tensor read by several op types (a tied embedding read by ``Gather`` and ``MatMul``)
+takes the overrides of all of them; two that set one field to different values are an error naming the tensor
+and both rules. The whole tree round-trips through plain dicts, so it can live in JSON or YAML.
+
+Vocabulary: a weight is stored as a **codebook** (k-means centroids plus an index per weight, decoded by
+``Gather``) or on a **uniform** grid (integers plus scales, decoded by ``DequantizeLinear``); the pipeline step
+that does either is ``compress``. The older names ``lut`` (scheme) and ``cluster`` (pass) are still read.
 """
 
 from __future__ import annotations
@@ -17,40 +23,43 @@ from typing import Any, Literal
 
 import yaml
 
-from onnx_share.codebook.kmeans import INIT_METHODS
 from onnx_share.errors import OnnxShareError
+from onnx_share.numerics.kmeans import INIT_METHODS
 
-Scheme = Literal["lut", "uniform"]
+Scheme = Literal["codebook", "uniform"]
 Granularity = Literal["auto", "tensor", "channel", "group"]
 
-SCHEMES: tuple[str, ...] = ("lut", "uniform")
+SCHEMES: tuple[str, ...] = ("codebook", "uniform")
+# Names read for compatibility with configs and commands written before the vocabulary was settled.
+SCHEME_ALIASES = {"lut": "codebook"}
+PASS_ALIASES = {"cluster": "compress"}
 GRANULARITIES: tuple[str, ...] = ("auto", "tensor", "channel", "group")
 UNIFORM_BITS: tuple[int, ...] = (2, 4, 8)
 MAX_CLUSTERS = 256
-PIN_ZERO_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
 class WeightSpec:
     """How one weight tensor is compressed.
 
-    - ``scheme``: ``lut`` stores a k-means codebook plus an index per weight (``Gather``);
+    - ``scheme``: ``codebook`` stores k-means centroids plus an index per weight (``Gather``);
       ``uniform`` stores integers on an evenly spaced grid (``DequantizeLinear``).
-    - ``bits``: index width, 1-8 (``lut``) or 2/4/8 (``uniform``); ``clusters`` overrides k = 2**bits (``lut``).
+    - ``bits``: index width, 1-8 (``codebook``) or 2/4/8 (``uniform``); ``clusters`` overrides the codebook
+      size k = 2**bits (``codebook``).
     - ``granularity``: one codebook/scale per tensor, per output channel, or per group. ``auto`` means per
-      tensor for ``lut``; for ``uniform``, per output channel at 8 bits and, below 8 bits, blocks along the
+      tensor for ``codebook``; for ``uniform``, per output channel at 8 bits and, below 8 bits, blocks along the
       reduction axis of MatMul/Gemm weights (per channel elsewhere): layouts onnxruntime fuses into
       MatMulNBits for MatMul weights and TensorRT accepts.
-    - ``group_size``: ``lut`` — output channels sharing one codebook; ``uniform`` — block length along the
+    - ``group_size``: ``codebook`` — output channels sharing one codebook; ``uniform`` — block length along the
       reduction axis (a power of two from 16 to 256 lets onnxruntime fuse; TensorRT takes 64 or 128).
     - ``init``: k-means seeding; ``optimal`` is the exact 1-D optimum (the others are for experiments).
     - ``symmetric``: ``uniform`` only; zero point 0 (what TensorRT requires) or an asymmetric grid.
-    - ``pin_zero``: ``lut`` only; keep exact zeros as their own centroid at 0.0 so pruning sparsity survives.
-      None (auto) pins when at least ``PIN_ZERO_FRACTION`` of a tensor is exactly zero.
+    - ``pin_zero``: ``codebook`` only; keep exact zeros as their own centroid at 0.0 so pruning sparsity
+      survives. None (auto) pins when at least 10% of a codebook's weights are exactly zero.
     - ``skip``: leave matching tensors untouched.
     """
 
-    scheme: Scheme = "lut"
+    scheme: Scheme = "codebook"
     bits: int = 8
     clusters: int | None = None
     granularity: Granularity = "auto"
@@ -61,6 +70,8 @@ class WeightSpec:
     skip: bool = False
 
     def __post_init__(self) -> None:
+        if self.scheme in SCHEME_ALIASES:
+            object.__setattr__(self, "scheme", SCHEME_ALIASES[self.scheme])
         if self.scheme not in SCHEMES:
             raise OnnxShareError(f"scheme must be one of {', '.join(SCHEMES)}, got {self.scheme!r}")
         if self.granularity not in GRANULARITIES:
@@ -80,7 +91,7 @@ class WeightSpec:
 
     @property
     def num_clusters(self) -> int:
-        """k: the codebook size (``lut``) or the number of grid levels (``uniform``)."""
+        """k: the codebook size (``codebook``) or the number of grid levels (``uniform``)."""
         return self.clusters if self.clusters is not None else 2**self.bits
 
     @property
@@ -116,7 +127,7 @@ class ValidationConfig:
     layerwise: bool = False
 
 
-PASS_NAMES: tuple[str, ...] = ("fold-qdq", "share", "lowrank", "prune", "cluster")
+PASS_NAMES: tuple[str, ...] = ("fold-qdq", "share", "lowrank", "prune", "compress")
 
 
 @dataclass(frozen=True)
@@ -206,6 +217,8 @@ class OptimizeConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def __post_init__(self) -> None:
+        if self.passes is not None:
+            object.__setattr__(self, "passes", tuple(PASS_ALIASES.get(p, p) for p in self.passes))
         unknown = [p for p in self.passes or () if p not in PASS_NAMES]
         if unknown:
             raise OnnxShareError(f"unknown pass(es) {', '.join(unknown)}; passes are {', '.join(PASS_NAMES)}")
@@ -219,14 +232,25 @@ class OptimizeConfig:
                     raise OnnxShareError(f"{where}[{key!r}]: {exc}") from exc
 
     def spec_for(self, tensor_name: str, op_types: Iterable[str]) -> WeightSpec:
-        """The spec for one tensor: default, then overrides for its consumers' op types, then name globs."""
-        spec = self.default
+        """The spec for one tensor: default, then the overrides for all its consumers' op types (merged), then
+        the name globs that match, in order. Two op-type overrides that set one field to different values are an
+        error naming the tensor and both rules, unless a matching name glob sets that field."""
+        by_name = [changes for pattern, changes in self.tensors.items() if fnmatch.fnmatchcase(tensor_name, pattern)]
+        named = {key for changes in by_name for key in changes}
+        merged: dict[str, Any] = {}
+        source: dict[str, str] = {}
         for op_type in sorted(set(op_types)):
-            if op_type in self.op_types:
-                spec = spec.updated(self.op_types[op_type])
-        for pattern, changes in self.tensors.items():
-            if fnmatch.fnmatchcase(tensor_name, pattern):
-                spec = spec.updated(changes)
+            for key, value in self.op_types.get(op_type, {}).items():
+                if key in merged and merged[key] != value and key not in named:
+                    raise OnnxShareError(
+                        f"tensor {tensor_name!r} is read by {source[key]} and {op_type}, whose overrides disagree: "
+                        f"op_types[{source[key]!r}] sets {key}={merged[key]!r}, op_types[{op_type!r}] sets "
+                        f"{key}={value!r}; add a tensors[{tensor_name!r}] override to choose"
+                    )
+                merged[key], source[key] = value, op_type
+        spec = self.default.updated(merged) if merged else self.default
+        for changes in by_name:
+            spec = spec.updated(changes)
         return spec
 
     def selects(self, tensor_name: str) -> bool:
@@ -274,10 +298,10 @@ class OptimizeConfig:
     @property
     def pass_names(self) -> tuple[str, ...]:
         """The passes to run, in order: ``passes`` if given, else the default pipeline (fold-qdq, share,
-        cluster) with lowrank and prune added when their options are set."""
+        compress) with lowrank and prune added when their options are set."""
         if self.passes is not None:
             return self.passes
-        enabled = {"fold-qdq", "share", "cluster"}
+        enabled = {"fold-qdq", "share", "compress"}
         if self.lowrank.enabled:
             enabled.add("lowrank")
         if self.prune.enabled:

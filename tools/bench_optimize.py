@@ -25,7 +25,7 @@ MINILM_SHAPES = ["input_ids:[1,128]", "attention_mask:[1,128]", "token_type_ids:
 CHILD = """
 import json, resource, sys, time
 start = time.perf_counter()
-from onnx_share.cli import main
+from onnx_share.cli.main import main
 imported_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 code = main(sys.argv[1:])
 print(json.dumps({"code": code, "seconds": time.perf_counter() - start, "import_kb": imported_kb,

@@ -79,7 +79,7 @@ def main() -> None:
             print("| config | file bytes | ratio | test accuracy |")
             print("|---|---|---|---|")
             for name, config in CONFIGS.items():
-                result = onnx_share.optimize(model, config)
+                result = onnx_share.api(model, config)
                 result.save(out)
                 print(f"| {name} | {out.stat().st_size} | {model.stat().st_size / out.stat().st_size:.2f}x | "
                       f"{accuracy(out):.4f} |")
@@ -93,7 +93,7 @@ def main() -> None:
             print("| config | file bytes | ratio | cosine | max abs err | optimize s |")
             print("|---|---|---|---|---|---|")
             for name, config in CONFIGS.items():
-                result = onnx_share.optimize(MINILM, config)
+                result = onnx_share.api(MINILM, config)
                 result.save(out)
                 (stats,) = result.validate(inputs).outputs
                 seconds = sum(v for k, v in result.report.timings_s.items() if k not in ("save", "validate"))

@@ -19,9 +19,11 @@ import ml_dtypes
 import numpy as np
 import onnx_ir as ir
 
-from onnx_share.passes.result import PassOutcome
-from onnx_share.rewrite import NameScope, allow_plain_initializers
-from onnx_share.weights import DEFAULT_DOMAINS
+from onnx_share.config import OptimizeConfig
+from onnx_share.io.proto import DEFAULT_DOMAINS
+from onnx_share.ir.surgery import NameScope, allow_plain_initializers
+from onnx_share.passes.base import PassOutcome, change_row
+from onnx_share.report.data import TensorReport
 
 # Integer types QuantizeLinear can produce; folding and DQ→Q removal handle these (float8/float4 are left alone).
 QUANT_INT_TYPES = frozenset({
@@ -134,6 +136,11 @@ class FoldQdqPass(ir.passes.InPlacePass):
     """Fold constant QuantizeLinear, remove cancelling DequantizeLinear → QuantizeLinear pairs, then drop
     the value-preserving Casts and Identity nodes, in every graph and subgraph, until nothing changes."""
 
+    @classmethod
+    def from_config(cls, config: OptimizeConfig, *, progress: bool = False) -> FoldQdqPass:
+        """The pass as the pipeline builds it (it has no options)."""
+        return cls()
+
     def call(self, model: ir.Model) -> PassOutcome:
         rewriter = _Rewriter(model)
         changed = True
@@ -153,7 +160,7 @@ class _Rewriter:
         self.model = model
         self.opset = model.opset_imports.get("", model.opset_imports.get("ai.onnx", 1))
         self.names = NameScope(model)
-        self.changes: list[dict[str, Any]] = []
+        self.changes: list[TensorReport] = []
         self.notes: list[str] = []
         # why a matched node was left alone, by node: reported only if the node is still there at the end
         self.refusals: dict[ir.Node, str] = {}
@@ -207,10 +214,10 @@ class _Rewriter:
         if not _bypass(output, quantized, self.names, allow_identity=True):
             raise Refused("its output is a graph output")
         freed = _drop_dead(quantize) + _drop_dead(dequantize)
-        self.changes.append({
-            "name": name, "kind": "remove-dequantize-quantize", "dequantize": dequantize.name or middle.name,
-            "quantize": quantize.name or name, "bytes_before": freed, "bytes_after": 0, "relative_error": 0.0,
-        })
+        self.changes.append(change_row(
+            name, "remove-dequantize-quantize", freed, 0,
+            dequantize=dequantize.name or middle.name, quantize=quantize.name or name,
+        ))
 
     def _dequantized_dtype(self, dequantize: ir.Node, params: QuantParams) -> ir.DataType:
         output_dtype = _int_attr(dequantize, "output_dtype", 0) if self.opset >= DQ_OUTPUT_DTYPE_MIN_OPSET else 0
@@ -327,12 +334,10 @@ class _Rewriter:
         freed += _remove_constant(weight, tensor)
         params = folded[0][1][1]
         granularity = "tensor" if params.axis is None else "block" if params.block_size else "axis"
-        self.changes.append({
-            "name": weight_name, "kind": "fold-quantize", "quantized": [v.name for v in created],
-            "dtype": params.qtype.name, "granularity": granularity,
-            "bytes_before": freed, "bytes_after": sum(int(v.const_value.nbytes) for v in created),
-            "relative_error": 0.0,
-        })
+        self.changes.append(change_row(
+            weight_name, "fold-quantize", freed, sum(int(v.const_value.nbytes) for v in created),
+            quantized=[v.name for v in created], dtype=params.qtype.name, granularity=granularity,
+        ))
 
     def _ensure_plain_initializers(self) -> None:
         note = allow_plain_initializers(self.model)
@@ -382,8 +387,7 @@ class _Rewriter:
         if not _bypass(output, replacement, self.names, allow_identity=allow_identity):
             return False
         _drop_dead(node)
-        self.changes.append({"name": name, "kind": kind, "node": node.name, "bytes_before": 0, "bytes_after": 0,
-                             "relative_error": 0.0})
+        self.changes.append(change_row(name, kind, 0, 0, node=node.name))
         return True
 
 

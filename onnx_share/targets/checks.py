@@ -28,9 +28,8 @@ import onnx
 import onnx.numpy_helper as onh
 
 from onnx_share.errors import OnnxShareError
-from onnx_share.model_io import MAX_IR_VERSION, MAX_OPSET
-from onnx_share.validation import LoadedModel, ModelFile
-from onnx_share.weights import DEFAULT_DOMAINS
+from onnx_share.io.load import MAX_IR_VERSION, MAX_OPSET
+from onnx_share.io.proto import DEFAULT_DOMAINS, ModelFile, ProtoModel
 
 TARGETS: tuple[str, ...] = ("tensorrt", "onnxruntime")
 Severity = Literal["error", "warning"]
@@ -128,7 +127,7 @@ def check_model(model: ModelFile, target: str) -> list[Finding]:
     """Every finding of ``target``'s rules over all nodes of ``model`` (main graph and subgraphs)."""
     if target not in RULES:
         raise OnnxShareError(f"unknown target {target!r}; targets are {', '.join(TARGETS)}")
-    loaded = LoadedModel.read(model)
+    loaded = ProtoModel.read(model)
     findings = list(MODEL_RULES[target](loaded.proto))
     try:
         inferred = onnx.shape_inference.infer_shapes(loaded.proto, data_prop=True)

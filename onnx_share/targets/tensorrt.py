@@ -17,11 +17,14 @@ from pathlib import Path
 import numpy as np
 from polygraphy.backend.base import BaseRunner
 
+from onnx_share.check.feeds import prepare_feeds
+from onnx_share.check.metrics import output_stats
+from onnx_share.check.runners import run_runners
 from onnx_share.config import ValidationConfig
 from onnx_share.errors import OnnxShareError
-from onnx_share.report import TargetReport
+from onnx_share.io.proto import ProtoModel, first_line
+from onnx_share.report.data import TargetReport
 from onnx_share.targets.checks import check_model
-from onnx_share.validation import LoadedModel, first_line, output_stats, prepare_feeds, run_runners
 
 Samples = Sequence[Mapping[str, np.ndarray]]
 ONNXRUNTIME, TENSORRT = "onnxruntime", "tensorrt"
@@ -68,7 +71,7 @@ def run_tensorrt(model: str | Path, config: ValidationConfig, options: TensorRTO
     if report.reason is not None:
         return report
     report.available = True
-    loaded = LoadedModel.read(model)
+    loaded = ProtoModel.read(model)
     samples = prepare_feeds(loaded.proto, config).samples
     start = time.perf_counter()
     try:

@@ -1,10 +1,14 @@
-"""Loading and saving models on onnx-ir: lazy external data, checks onnxruntime would make, atomic writes."""
+"""The one loader: a path, ``onnx.ModelProto`` or ``ir.Model`` becomes an ``ir.Model`` the passes can work on.
+
+External data stays on disk (memory-mapped on first use) after its locations are checked; sparse initializers
+are densified; ``Constant`` nodes holding a tensor become initializers of their graph, so everything downstream
+sees one kind of weight; IR < 4 initializer inputs are detached; IR and opset versions onnxruntime cannot load
+are refused.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Collection
 from pathlib import Path
 
 import onnx
@@ -12,7 +16,7 @@ import onnx_ir as ir
 import onnx_ir.passes.common
 
 from onnx_share.errors import OnnxShareError
-from onnx_share.sparse_storage import densify_sparse_initializers, store_sparse_initializers_in_file
+from onnx_share.io.sparse import densify_sparse_initializers
 
 # onnxruntime 1.31 loads IR versions up to 13 and default-domain opsets up to 26 (measured; see DESIGN.md).
 # Older opsets load too (below 7 with a warning); whether their kernels exist shows when the model runs.
@@ -20,9 +24,6 @@ MAX_IR_VERSION = 13
 MAX_OPSET = 26
 # Before IR 4 every initializer had to be listed among the graph inputs, without meaning it could be fed.
 FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS = 4
-# Protobuf cannot serialize a message of 2 GiB or more: larger models must keep weights in external data.
-PROTOBUF_LIMIT_BYTES = 2**31 - 1
-EXTERNAL_DATA_ALIGNMENT = 65536
 
 ModelSource = str | os.PathLike | onnx.ModelProto | ir.Model
 
@@ -31,7 +32,8 @@ def load_model(source: ModelSource) -> ir.Model:
     """Load ``source`` (a path, an ``onnx.ModelProto`` or an ``ir.Model``) and check onnxruntime can read it.
 
     External data stays on disk (memory-mapped on first use); a location that resolves outside the model's
-    folder, or a missing data file, is refused before anything reads it.
+    folder, or a missing data file, is refused before anything reads it. ``Constant`` nodes with a ``value``
+    tensor (in every graph) become initializers under the same value name.
     """
     if isinstance(source, ir.Model):
         model = source
@@ -44,7 +46,20 @@ def load_model(source: ModelSource) -> ir.Model:
         model = _load_path(Path(source))
     check_loadable(model)
     _detach_legacy_initializer_inputs(model)
+    onnx_ir.passes.common.LiftConstantsToInitializersPass(lift_all_constants=False, size_limit=0)(model)
     return model
+
+
+def input_files(path: str | os.PathLike, model: ir.Model) -> list[Path]:
+    """The model file at ``path`` and every external data file the loaded ``model`` reads."""
+    path = Path(path)
+    locations = {
+        value.const_value.location
+        for graph in model.graphs()
+        for value in graph.initializers.values()
+        if isinstance(value.const_value, ir.ExternalTensor)
+    }
+    return [path, *(path.parent / location for location in sorted(locations))]
 
 
 def _detach_legacy_initializer_inputs(model: ir.Model) -> None:
@@ -52,7 +67,7 @@ def _detach_legacy_initializer_inputs(model: ir.Model) -> None:
     if model.ir_version >= FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS:
         return
     if any(v.is_initializer() for g in model.graphs() for v in g.inputs):
-        ir.passes.common.RemoveInitializersFromInputsPass()(model)
+        onnx_ir.passes.common.RemoveInitializersFromInputsPass()(model)
     model.ir_version = FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS
 
 
@@ -120,63 +135,3 @@ def default_opset(model: ir.Model) -> int | None:
     """The model's ``ai.onnx`` opset version, or None when it imports none."""
     imports = model.opset_imports
     return imports.get("", imports.get("ai.onnx"))
-
-
-def estimated_size_bytes(model: ir.Model) -> int:
-    """Bytes of tensor data in all graphs: a lower bound for the serialized size."""
-    total = 0
-    for graph in model.graphs():
-        for value in graph.initializers.values():
-            if value.const_value is not None:
-                total += value.const_value.nbytes
-    return total
-
-
-def save_model(
-    model: ir.Model,
-    path: str | os.PathLike,
-    *,
-    external_data: bool | None = None,
-    sparse: Collection[str] = (),
-) -> Path:
-    """Write ``model`` to ``path`` atomically (a temp file beside it, then a rename).
-
-    ``external_data``: True writes every large tensor to ``<name>.data`` beside the file with 64 KiB aligned
-    offsets; None does so only when the model would not fit in one protobuf (2 GiB). ``sparse``: main-graph
-    initializers to store as sparse initializers where that is smaller (single-file saves only).
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise OnnxShareError(f"{path}: is a directory; give the output .onnx file path")
-    if not path.parent.exists():
-        raise OnnxShareError(f"{path.parent}: output folder does not exist")
-    if external_data is None:
-        external_data = estimated_size_bytes(model) >= PROTOBUF_LIMIT_BYTES
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if external_data:
-            ir.save(
-                model,
-                tmp_name,
-                external_data=f"{path.name}.data",
-                alignment=EXTERNAL_DATA_ALIGNMENT,
-            )
-        else:
-            ir.save(model, tmp_name)
-            store_sparse_initializers_in_file(tmp_name, sparse)
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        raise OnnxShareError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
-
-
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """Whether two paths name the same file (also through links), for refusing to overwrite the input."""
-    a, b = Path(a), Path(b)
-    if a.exists() and b.exists():
-        return os.path.samefile(a, b)
-    return a.resolve() == b.resolve()

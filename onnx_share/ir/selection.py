@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import onnx_ir as ir
 
 from onnx_share.config import OptimizeConfig, Scheme, WeightSpec
-from onnx_share.report import TensorReport
-from onnx_share.weights import WeightTensor, find_weights
+from onnx_share.ir.weights import WeightTensor, find_weights
+from onnx_share.report.data import TensorReport
 
 
 @dataclass

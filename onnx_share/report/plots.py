@@ -10,8 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from onnx_share.report import LayerStats, TensorReport, _clip, _size
-from onnx_share.weight_changes import WeightValues
+from onnx_share.report.data import LayerStats, TensorReport, WeightHistogram, _clip, _size
 
 BEFORE, AFTER, CENTROID, FAIL, PASS, LIMIT = "#4e79a7", "#f28e2b", "#e15759", "#d62728", "#59a14f", "#7f7f7f"
 DPI = 100
@@ -39,22 +38,17 @@ def size_chart(rows: Sequence[TensorReport]) -> bytes:
     return _png(fig)
 
 
-def weight_histogram(values: WeightValues, title: str) -> bytes:
+def weight_histogram(histogram: WeightHistogram, title: str) -> bytes:
     """Two panels sharing the value axis: the original weights, then the decoded ones; codebook levels as lines."""
     fig = Figure(figsize=(5.6, 3.6), dpi=DPI)
     fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.13, hspace=0.1)
     top, bottom = fig.subplots(2, 1, sharex=True)
-    low = float(min(values.original.min(initial=0.0), values.decoded.min(initial=0.0)))
-    high = float(max(values.original.max(initial=0.0), values.decoded.max(initial=0.0)))
-    if high <= low:
-        high = low + 1.0
-    edges = np.linspace(low, high, 121)
-    top.hist(values.original, bins=edges, color=BEFORE, histtype="stepfilled")
-    bottom.hist(values.decoded, bins=edges, color=AFTER, histtype="stepfilled")
-    if values.centroids is not None:
+    top.stairs(histogram.before, histogram.edges, color=BEFORE, fill=True)
+    bottom.stairs(histogram.after, histogram.edges, color=AFTER, fill=True)
+    if histogram.centroids is not None:
         for axis in (top, bottom):
-            axis.vlines(values.centroids, 0, 1, transform=axis.get_xaxis_transform(), color=CENTROID,
-                        linewidth=0.6, alpha=0.7, label=f"{len(values.centroids)} centroids")
+            axis.vlines(histogram.centroids, 0, 1, transform=axis.get_xaxis_transform(), color=CENTROID,
+                        linewidth=0.6, alpha=0.7, label=f"{len(histogram.centroids)} centroids")
         top.legend(loc="upper right", fontsize=7)
     top.set_ylabel("before", fontsize=8)
     bottom.set_ylabel("after", fontsize=8)

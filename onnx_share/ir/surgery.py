@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import onnx_ir as ir
 
-from onnx_share.model_io import FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS
-from onnx_share.weights import WeightTensor
+from onnx_share.io.load import FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS
+from onnx_share.ir.weights import WeightTensor
 
 
 class NameScope:
@@ -77,17 +77,12 @@ def replace_weight(
     graph, old = weight.graph, weight.value
     name, dtype, shape = weight.name, weight.dtype, weight.shape
     decoded = nodes[-1].outputs[0]
-    if weight.constant_node is not None:
-        graph.insert_before(weight.constant_node, nodes)
+    graph.initializers.pop(name)
+    if len(graph) > 0:
+        graph.insert_before(graph.node(0), nodes)
     else:
-        graph.initializers.pop(name)
-        if len(graph) > 0:
-            graph.insert_before(graph.node(0), nodes)
-        else:
-            graph.extend(nodes)
+        graph.extend(nodes)
     old.replace_all_uses_with(decoded)
-    if weight.constant_node is not None:
-        graph.remove(weight.constant_node, safe=True)
     decoded.name = name
     decoded.dtype = dtype
     decoded.shape = ir.Shape(shape)

@@ -12,15 +12,23 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from onnx_share import __version__
-from onnx_share.config import GRANULARITIES, PASS_NAMES, SCHEMES, OptimizeConfig, load_config
+from onnx_share._version import __version__
+from onnx_share.check.feeds import check_validation_inputs, parse_input_shapes
+from onnx_share.config import (
+    GRANULARITIES,
+    PASS_ALIASES,
+    PASS_NAMES,
+    SCHEME_ALIASES,
+    SCHEMES,
+    OptimizeConfig,
+    load_config,
+)
 from onnx_share.errors import OnnxShareError
-from onnx_share.model_io import same_file
+from onnx_share.io.save import same_file
 from onnx_share.targets.checks import TARGETS
-from onnx_share.validation import check_validation_inputs, parse_input_shapes
 
 if TYPE_CHECKING:
-    from onnx_share.report import CompareReport, Report
+    from onnx_share.report.data import CompareReport, Report
     from onnx_share.targets.tensorrt import TensorRTOptions
 
 EXIT_OK = 0
@@ -150,11 +158,11 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     bits = spec.add_mutually_exclusive_group()
     bits.add_argument("--bits", type=int, help="bits per weight index, 1-8 (uniform: 2, 4, 8); default 8")
     bits.add_argument("--clusters", type=int, metavar="K", help="codebook size k (2-256) instead of --bits")
-    spec.add_argument("--scheme", choices=SCHEMES, help="lut: k-means codebook + Gather (default); "
-                      "uniform: DequantizeLinear")
+    spec.add_argument("--scheme", choices=(*SCHEMES, *SCHEME_ALIASES), help="codebook: k-means centroids + "
+                      "Gather (default); uniform: DequantizeLinear (lut: old name of codebook)")
     spec.add_argument("--granularity", choices=GRANULARITIES, help="codebook/scale per tensor, output channel "
-                      "or group (auto: per tensor for lut, blocks on MatMul/Gemm else channel for uniform)")
-    spec.add_argument("--group-size", type=int, metavar="G", help="lut: channels per codebook; "
+                      "or group (auto: per tensor for codebook, blocks on MatMul/Gemm else channel for uniform)")
+    spec.add_argument("--group-size", type=int, metavar="G", help="codebook: channels per codebook; "
                       "uniform: block length along the reduction axis (default 128)")
     spec.add_argument("--init", help="k-means seeding: optimal (exact, default), linear, density, random, kmeans++")
     spec.add_argument("--asymmetric", action="store_true", default=None, help="uniform: unsigned grid + zero point")
@@ -165,7 +173,7 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     spec.add_argument("--config", metavar="FILE", help="JSON/YAML config; flags given here override it")
     passes = parser.add_argument_group("passes")
     passes.add_argument("--passes", type=_pass_list, metavar="P1,P2", help="passes to run, in this order, from "
-                        f"{','.join(PASS_NAMES)} (default: fold-qdq,share,cluster, plus lowrank/prune when "
+                        f"{','.join(PASS_NAMES)} (default: fold-qdq,share,compress, plus lowrank/prune when "
                         "their options are given, in that order)")
     passes.add_argument("--share-tolerance", type=float, metavar="REL", help="share: also merge tensors whose "
                         "relative difference is at most REL (default: identical only)")
@@ -188,7 +196,7 @@ def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pass_list(text: str) -> tuple[str, ...]:
-    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    names = tuple(PASS_ALIASES.get(p.strip(), p.strip()) for p in text.split(",") if p.strip())
     unknown = [p for p in names if p not in PASS_NAMES]
     if unknown or not names:
         choices = ", ".join(PASS_NAMES)
@@ -278,7 +286,7 @@ def _tensorrt_options(args: argparse.Namespace) -> TensorRTOptions | None:
 
 
 def run_optimize(args: argparse.Namespace) -> int:
-    from onnx_share.optimize import optimize
+    from onnx_share.api import optimize
 
     if same_file(args.input, args.output):
         raise OnnxShareError(f"output {args.output} is the input file; choose another output path")
@@ -311,7 +319,7 @@ def run_optimize(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from onnx_share.inspection import format_rows, inspect_model, rows_as_dicts
+    from onnx_share.ir.inspection import format_rows, inspect_model, rows_as_dicts
 
     rows, summary = inspect_model(args.model, config_from_args(args))
     if args.json:
@@ -322,7 +330,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from onnx_share.comparison import compare
+    from onnx_share.api import compare
 
     changes = _validation_changes(args)
     changes.setdefault("layerwise", True)
@@ -362,8 +370,18 @@ def _write_reports(report: Report | CompareReport, args: argparse.Namespace) -> 
         report.write_json(args.report)
         written.append(args.report)
     if args.report_html:
-        from onnx_share.html_report import write_html_report
+        from onnx_share.check.weight_diff import WeightDiff
+        from onnx_share.io.proto import ProtoModel
+        from onnx_share.report.data import CompareReport
+        from onnx_share.report.html import write_html_report
 
+        if isinstance(report, CompareReport):
+            original, rewritten = report.original_path, report.rewritten_path
+        else:
+            original, rewritten = report.input_path, report.output_path
+        if original and rewritten and report.compressed:
+            diff = WeightDiff(ProtoModel.read(original), ProtoModel.read(rewritten))
+            report.histograms = diff.histograms(report.compressed)
         write_html_report(report, args.report_html)
         written.append(args.report_html)
     return written

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx_ir as ir
-from tqdm import tqdm
 
-from onnx_share.codebook import low_rank
-from onnx_share.codebook.metrics import relative_error
 from onnx_share.config import LowRankConfig
-from onnx_share.model_io import default_opset
-from onnx_share.passes.result import PassOutcome, WeightPass
-from onnx_share.rewrite import NameScope, constant, node
-from onnx_share.selection import select_weights
-from onnx_share.weights import DEFAULT_DOMAINS, WeightTensor
+from onnx_share.io.load import default_opset
+from onnx_share.io.proto import DEFAULT_DOMAINS
+from onnx_share.ir.selection import select_weights
+from onnx_share.ir.surgery import NameScope, constant, node
+from onnx_share.ir.weights import WeightTensor
+from onnx_share.numerics import low_rank
+from onnx_share.numerics.metrics import relative_error
+from onnx_share.passes.base import PassOutcome, WeightPass, tensor_row, working_on
+from onnx_share.report.data import TensorReport
 
 log = logging.getLogger("onnx_share")
 
@@ -53,6 +54,8 @@ class _Use:
 class SplitLowRankPass(WeightPass):
     """Split every selected 2-D MatMul/Gemm weight into SVD factors where that saves ``min_saving``."""
 
+    name = "lowrank"
+
     def call(self, model: ir.Model) -> PassOutcome:
         options = self.config.lowrank
         result = PassOutcome(model, modified=False)
@@ -62,13 +65,14 @@ class SplitLowRankPass(WeightPass):
         names = NameScope(model)
         opset = default_opset(model) or OPTIONAL_GEMM_BIAS_OPSET
         chosen = select_weights(model, self.config).chosen
-        for weight, _ in tqdm(chosen, desc="low-rank", unit="tensor", disable=not self.progress):
+        for weight, _ in self.progress_bar(chosen):
             if not SPLIT_OPS & set(weight.op_types):
                 log.debug("lowrank: skip %s: not a MatMul/Gemm weight", weight.name)
                 continue
             uses, reason = _uses(weight, opset)
             if uses is not None:
-                row, reason = _split(weight, uses, options, names)
+                with working_on(weight.name):
+                    row, reason = _split(weight, uses, options, names)
                 if row is not None:
                     result.changes.append(row)
                     result.modified = True
@@ -111,7 +115,7 @@ def _uses(weight: WeightTensor, opset: int) -> tuple[list[_Use] | None, str]:
 
 def _split(
     weight: WeightTensor, uses: list[_Use], options: LowRankConfig, names: NameScope
-) -> tuple[dict | None, str]:
+) -> tuple[TensorReport | None, str]:
     """Factor W and rewire its consumers, or say why the split would not pay."""
     original = weight.numpy()
     rows, cols = original.shape
@@ -145,20 +149,17 @@ def _split(
     for value in (a, b):
         weight.graph.register_initializer(value)
     approx = left.astype(np.float64) @ right.astype(np.float64)
-    row = {
-        "name": weight.name,
-        "consumers": list(weight.op_types),
-        "shape": [rows, cols],
-        "dtype": weight.dtype.name,
-        "rank": rank,
-        "in": fan_in,
-        "out": fan_out,
-        "bytes_before": int(original.nbytes),
-        "bytes_after": int(left.nbytes + right.nbytes),
-        "relative_error": relative_error(original, approx),
-        "energy": low_rank.energy_kept(factors.singular_values, rank),
-        "factors": [a.name, b.name],
-    }
+    row = tensor_row(
+        weight,
+        change="split",
+        bytes_before=int(original.nbytes),
+        bytes_after=int(left.nbytes + right.nbytes),
+        relative_error=relative_error(original, approx),
+        details={
+            "matrix": [rows, cols], "rank": rank, "in": fan_in, "out": fan_out,
+            "energy": low_rank.energy_kept(factors.singular_values, rank), "factors": [a.name, b.name],
+        },
+    )
     return row, ""
 
 
@@ -197,10 +198,7 @@ def _rewire(
 
 def _remove(weight: WeightTensor) -> None:
     """Drop W (now unused) from its graph."""
-    if weight.constant_node is not None:
-        weight.graph.remove(weight.constant_node, safe=True)
-    else:
-        weight.graph.initializers.pop(weight.name)
+    weight.graph.initializers.pop(weight.name)
 
 
 def _int_attr(consumer: ir.Node, name: str) -> int:

@@ -9,13 +9,21 @@ from pathlib import Path
 from typing import Any
 
 # 2: "kind", "command", "targets"; per-output shape/dtype/top-1 agreement; layer-wise comparison; compare reports.
+# 3: scheme "codebook" (was "lut"), pass "compress" (was "cluster"); pass changes are tensor rows with "change"
+#    and "details"; "histograms" of the largest rewritten weights.
 # The JSON shape of every version is documented in docs/REPORT_SCHEMA.md.
-REPORT_SCHEMA_VERSION = 2
+REPORT_SCHEMA_VERSION = 3
 
 
 @dataclass
 class TensorReport:
-    """One constant tensor: how it was compressed (``scheme`` set) or why not (``skipped`` set)."""
+    """One row per tensor and per pass that touched it, or per tensor left alone.
+
+    A compression pass sets ``scheme`` (codebook or uniform); another pass sets ``change`` (what it did: merge,
+    split, prune, fold-quantize...), with its own facts in ``details``; a tensor left alone has ``skipped``.
+    ``bytes_before``/``bytes_after`` count what the pass replaced and what it stored instead;
+    ``relative_error`` is ‖W − Ŵ‖ / ‖W‖ of the rewrite (0.0 for exact ones).
+    """
 
     name: str
     consumers: list[str]
@@ -32,6 +40,8 @@ class TensorReport:
     relative_error: float | None = None
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
+    change: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -45,7 +55,7 @@ class PassSection:
     bytes_before: int
     bytes_after: int
     max_relative_error: float
-    changes: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[TensorReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -116,6 +126,23 @@ class ValidationReport:
 
 
 @dataclass
+class WeightHistogram:
+    """One rewritten weight's values before and after, binned on shared ``edges`` (a seeded sample of ``sampled``
+    of its ``total`` values, the same positions in both), with its codebook levels where it has one codebook."""
+
+    name: str
+    label: str
+    edges: list[float]
+    before: list[int]
+    after: list[int]
+    relative_error: float
+    sampled: int
+    total: int
+    centroids: list[float] | None = None
+    note: str | None = None
+
+
+@dataclass
 class TargetReport:
     """A deployment target's run of the rewritten model (TensorRT): did it build, how big, how fast, how close."""
 
@@ -151,6 +178,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     command: str | None = None
     targets: list[TargetReport] = field(default_factory=list)
+    histograms: list[WeightHistogram] = field(default_factory=list)
     kind: str = "optimize"
     schema_version: int = REPORT_SCHEMA_VERSION
 
@@ -252,6 +280,7 @@ class CompareReport:
     timings_s: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     command: str | None = None
+    histograms: list[WeightHistogram] = field(default_factory=list)
     kind: str = "compare"
     schema_version: int = REPORT_SCHEMA_VERSION
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import onnx_ir as ir
-from tqdm import tqdm
 
-from onnx_share.codebook.metrics import relative_error
-from onnx_share.codebook.uniform import UniformGrid, quantize_uniform
 from onnx_share.config import WeightSpec
-from onnx_share.opset import raise_opset_to_best
-from onnx_share.passes.result import PassOutcome, WeightPass, tensor_row
-from onnx_share.report import TensorReport
-from onnx_share.rewrite import NameScope, constant, node, replace_weight
-from onnx_share.selection import select_weights
-from onnx_share.weights import WeightTensor
+from onnx_share.ir.opset import raise_opset_to_best
+from onnx_share.ir.selection import select_weights
+from onnx_share.ir.surgery import NameScope, constant, node, replace_weight
+from onnx_share.ir.weights import WeightTensor
+from onnx_share.numerics.metrics import relative_error
+from onnx_share.numerics.uniform import UniformGrid, quantize_uniform
+from onnx_share.passes.base import PassOutcome, WeightPass, tensor_row, working_on
+from onnx_share.report.data import TensorReport
 
 # bits -> (signed type, numpy type, unsigned type, numpy type, minimum opset)
 QUANT_TYPES: dict[int, tuple[ir.DataType, type, ir.DataType, type, int]] = {
@@ -35,8 +34,10 @@ HALF_SCALE_MIN_OPSET = 19
 FUSABLE_OPS = frozenset({"MatMul", "Gemm"})
 
 
-class QuantizeWeightsPass(WeightPass):
+class UniformPass(WeightPass):
     """Replace every selected weight whose spec has ``scheme="uniform"`` by a ``DequantizeLinear`` node."""
+
+    name = "uniform"
 
     def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config, "uniform").chosen
@@ -45,13 +46,12 @@ class QuantizeWeightsPass(WeightPass):
         plans = [(weight, spec, *_layout(weight, spec)) for weight, spec in chosen]
         needs = [_min_opset(weight, spec, layout) for weight, spec, layout, _ in plans]
         opset, blockers = raise_opset_to_best(model, set(needs))
-        for (weight, spec, layout, notes), need in tqdm(
-            list(zip(plans, needs, strict=True)), desc="quantizing", unit="tensor", disable=not self.progress
-        ):
+        for (weight, spec, layout, notes), need in self.progress_bar(list(zip(plans, needs, strict=True))):
             if need > opset:
                 result.tensors.append(_refused(weight, spec, need, blockers))
                 continue
-            result.tensors.append(_rewrite(weight, spec, layout, notes, names))
+            with working_on(weight.name):
+                result.tensors.append(_rewrite(weight, spec, layout, notes, names))
             result.modified = True
         return result
 

@@ -12,8 +12,8 @@ import onnx
 import onnx.defs
 import onnx_ir as ir
 
-from onnx_share.model_io import MAX_OPSET, default_opset
-from onnx_share.weights import DEFAULT_DOMAINS
+from onnx_share.io.load import MAX_OPSET, default_opset
+from onnx_share.io.proto import DEFAULT_DOMAINS
 
 
 def opset_blockers(model: ir.Model, target: int) -> list[str]:

@@ -4,10 +4,10 @@ near-identical float tensors read the first of them; a 2-D float tensor equal to
 
 Exact duplicates within a graph are merged by onnx-ir's ``DeduplicateHashedInitializersPass`` (hashes, so large
 and external tensors are never held twice; any dtype and size: identical bytes are harmless to share, shape
-constants included). This pass adds what that one leaves out: ``Constant`` nodes (float tensors of at least
-``min_elements``, lifted to initializers when they have a twin), duplicates across graphs (at least
+constants included). This pass adds what that one leaves out: duplicates across graphs (at least
 ``min_elements``), near and transposed duplicates (float, at least ``min_elements``), and a report row per
-kept tensor. Graph inputs and outputs are never merged.
+kept tensor. Graph inputs and outputs are never merged. (``Constant`` nodes were lifted to initializers when
+the model was loaded.)
 
 Near duplicates keep the first tensor in graph order rather than the group mean: every replaced tensor then
 moves by exactly the relative error checked against the tolerance (‖A − B‖ / ‖B‖ for a replaced B), the kept
@@ -33,10 +33,12 @@ import onnx_ir as ir
 import onnx_ir.passes.common as common_passes
 from onnx_ir.passes.common import initializer_deduplication
 
-from onnx_share.config import ShareConfig
-from onnx_share.passes.result import PassOutcome
-from onnx_share.rewrite import NameScope, allow_plain_initializers, node, replace_weight
-from onnx_share.weights import DEFAULT_DOMAINS, WeightTensor
+from onnx_share.config import OptimizeConfig, ShareConfig
+from onnx_share.io.proto import DEFAULT_DOMAINS
+from onnx_share.ir.surgery import NameScope, allow_plain_initializers, node, replace_weight
+from onnx_share.ir.weights import WeightTensor
+from onnx_share.passes.base import PassOutcome, change_row
+from onnx_share.report.data import TensorReport
 
 SHARE_FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE})
 # Ops whose inputs onnxruntime must find in their own graph (see the module docstring).
@@ -46,11 +48,10 @@ SAMPLE_SIZE = 4096  # elements compared first, a lower bound on ‖A − B‖ th
 
 @dataclass(eq=False)
 class _Entry:
-    """One constant tensor: an initializer or a Constant node's value."""
+    """One initializer and the graph that holds it."""
 
     value: ir.Value
     graph: ir.Graph
-    constant_node: ir.Node | None
     tensor: ir.TensorProtocol
     order: int
 
@@ -68,8 +69,6 @@ class _Entry:
 
     @property
     def alive(self) -> bool:
-        if self.constant_node is not None:
-            return self.constant_node.graph is self.graph
         return self.graph.initializers.get(self.name) is self.value
 
 
@@ -83,16 +82,15 @@ class _Group:
     errors: dict[str, float] = field(default_factory=dict)
     bytes_saved: int = 0
 
-    def row(self) -> dict[str, Any]:
+    def row(self) -> TensorReport:
         nbytes = int(self.kept.tensor.nbytes)
-        row: dict[str, Any] = {
-            "name": self.kept.name, "kind": self.kind, "merged": self.merged, "bytes_before": nbytes + self.bytes_saved,
-            "bytes_after": nbytes, "bytes_saved": self.bytes_saved,
-            "relative_error": max(self.errors.values(), default=0.0),
-        }
+        details: dict[str, Any] = {"merged": self.merged}
         if self.kind == "near":
-            row["errors"] = self.errors
-        return row
+            details["errors"] = self.errors
+        return change_row(
+            self.kept.name, f"merge-{self.kind}", nbytes + self.bytes_saved, nbytes,
+            max(self.errors.values(), default=0.0), **details,
+        )
 
 
 class _Scopes:
@@ -140,6 +138,11 @@ class ShareWeightsPass(ir.passes.InPlacePass):
         self.config = config if config is not None else ShareConfig()
         self.min_elements = min_elements
 
+    @classmethod
+    def from_config(cls, config: OptimizeConfig, *, progress: bool = False) -> ShareWeightsPass:
+        """The pass as the pipeline builds it: the ``share`` section and the global ``min_elements``."""
+        return cls(config.share, min_elements=config.min_elements)
+
     def call(self, model: ir.Model) -> PassOutcome:
         sharing = _Sharing(model, self.min_elements)
         sharing.merge_exact()
@@ -171,28 +174,16 @@ class _Sharing:
     # what there is
 
     def entries(self, *, initializers_of_any_size: bool) -> list[_Entry]:
-        """Constant tensors in graph order (main graph first): initializers (of any dtype and size when asked,
-        else float and at least ``min_elements``) and float Constant nodes of at least ``min_elements``."""
+        """Initializers in graph order (main graph first): of any dtype and size when asked, else float and at
+        least ``min_elements``."""
         found: list[_Entry] = []
         for graph in self.model.graphs():
             for value in list(graph.initializers.values()):
                 tensor = value.const_value
                 if tensor is None or value.is_graph_input() or value.is_graph_output():
                     continue
-                entry = _Entry(value, graph, None, tensor, len(found))
+                entry = _Entry(value, graph, tensor, len(found))
                 if initializers_of_any_size or self._is_float_weight(entry):
-                    found.append(entry)
-            for graph_node in graph:
-                if (
-                    graph_node.op_type != "Constant"
-                    or graph_node.domain not in DEFAULT_DOMAINS
-                    or set(graph_node.attributes) != {"value"}
-                    or graph_node.outputs[0].is_graph_output()
-                ):
-                    continue
-                tensor = graph_node.attributes["value"].as_tensor()
-                entry = _Entry(graph_node.outputs[0], graph, graph_node, tensor, len(found))
-                if self._is_float_weight(entry):
                     found.append(entry)
         return found
 
@@ -206,10 +197,6 @@ class _Sharing:
         for entry in self.entries(initializers_of_any_size=True):
             buckets.setdefault((*entry.key, _digest(entry.tensor)), []).append(entry)
         twins = [bucket for bucket in buckets.values() if len(bucket) > 1]
-        for bucket in twins:
-            for entry in bucket:
-                if entry.constant_node is not None:
-                    self.lift(entry)
         if not twins:
             return
         before = {graph: dict(graph.initializers) for graph in self.model.graphs()}
@@ -260,14 +247,9 @@ class _Sharing:
 
     def _tie(self, entry: _Entry, kept: _Entry, kind: str, error: float = 0.0) -> None:
         """Every reader of ``entry`` reads ``kept`` instead; ``entry`` is dropped."""
-        if kept.constant_node is not None:
-            self.lift(kept)
         name = entry.name
         entry.value.replace_all_uses_with(kept.value)
-        if entry.constant_node is not None:
-            entry.graph.remove(entry.constant_node, safe=True)
-        else:
-            entry.graph.initializers.pop(name)
+        entry.graph.initializers.pop(name)
         group = self._group(kept, kind)
         group.merged.append(name)
         group.bytes_saved += int(entry.tensor.nbytes)
@@ -289,24 +271,6 @@ class _Sharing:
         home.register_initializer(entry.value)
         self._ensure_plain_initializers()
         entry.graph = home
-
-    def lift(self, entry: _Entry) -> None:
-        """Turn a Constant node into an initializer of its graph (same value name, same readers)."""
-        if entry.constant_node is None:
-            return
-        constant_node, old = entry.constant_node, entry.value
-        value = ir.Value(name=None, type=ir.TensorType(entry.tensor.dtype), shape=ir.Shape(entry.tensor.shape),
-                         const_value=entry.tensor)
-        old.replace_all_uses_with(value)
-        entry.graph.remove(constant_node, safe=True)
-        name = old.name
-        old.name = None
-        value.name = name
-        entry.graph.register_initializer(value)
-        self._ensure_plain_initializers()
-        entry.value, entry.constant_node = value, None
-        for kind in [kind for kept, kind in self.groups if kept is old]:
-            self.groups[value, kind] = self.groups.pop((old, kind))
 
     def _ensure_plain_initializers(self) -> None:
         note = allow_plain_initializers(self.model)
@@ -350,15 +314,12 @@ class _Sharing:
             kept, replaced = later, earlier
         else:
             return False
-        if kept.constant_node is not None:
-            self.lift(kept)
         name = replaced.name
         transpose = node("Transpose", [kept.value], f"{name}/tie/Transpose", self.names, perm=[1, 0])
-        replace_weight(WeightTensor(replaced.value, replaced.graph, replaced.constant_node, ()), [transpose], [])
+        replace_weight(WeightTensor(replaced.value, replaced.graph, ()), [transpose], [])
         group = self._group(kept, "transposed")
         group.merged.append(name)
         group.bytes_saved += int(replaced.tensor.nbytes)
-        replaced.constant_node = None
         replaced.value = transpose.outputs[0]
         return True
 

@@ -9,8 +9,8 @@ import numpy as np
 import onnx_ir as ir
 
 from onnx_share.config import OptimizeConfig, WeightSpec
-from onnx_share.model_io import ModelSource, default_opset, load_model
-from onnx_share.selection import select_weights
+from onnx_share.io.load import ModelSource, default_opset, load_model
+from onnx_share.ir.selection import select_weights
 
 
 @dataclass

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from onnx_share.report import (
+from onnx_share.report.data import (
     CompareReport,
     LayerStats,
     OutputStats,
@@ -21,11 +21,10 @@ from onnx_share.report import (
     TargetReport,
     TensorReport,
     ValidationReport,
+    WeightHistogram,
     _size,
 )
-from onnx_share.validation import LoadedModel, ModelFile
 
-HISTOGRAMS = 6
 SIZE_CHART_ROWS = 15
 TABLE_ROWS = 40
 
@@ -63,41 +62,21 @@ p.muted, li.muted { color: #666; font-size: 13px; }
 """
 
 
-def write_html_report(
-    report: Report | CompareReport,
-    path: str | os.PathLike,
-    *,
-    original: ModelFile | None = None,
-    rewritten: ModelFile | None = None,
-    histograms: int = HISTOGRAMS,
-) -> Path:
-    """Write ``report`` as one HTML file; ``original``/``rewritten`` (default: the paths the report names) are
-    read for the weight histograms."""
-    if isinstance(report, CompareReport):
-        original = original if original is not None else report.original_path
-        rewritten = rewritten if rewritten is not None else report.rewritten_path
-    else:
-        original = original if original is not None else report.input_path
-        rewritten = rewritten if rewritten is not None else report.output_path
+def write_html_report(report: Report | CompareReport, path: str | os.PathLike) -> Path:
+    """Write ``report`` as one HTML file (it renders what the report holds; nothing is read or run)."""
     path = Path(path)
-    path.write_text(render_html(report, original, rewritten, histograms), encoding="utf-8")
+    path.write_text(render_html(report), encoding="utf-8")
     return path
 
 
-def render_html(
-    report: Report | CompareReport,
-    original: ModelFile | None,
-    rewritten: ModelFile | None,
-    histograms: int = HISTOGRAMS,
-) -> str:
+def render_html(report: Report | CompareReport) -> str:
     """The page as a string."""
     validation = report.validation
     sections = [
         ("outputs", "Outputs", _outputs_section(validation)),
         ("layers", "Per-layer error", _layers_section(validation)),
         ("sizes", "Size per tensor", _sizes_section(report.tensors)),
-        ("weights", "Weights before and after", _weights_section(report.compressed, original, rewritten,
-                                                                 histograms)),
+        ("weights", "Weights before and after", _weights_section(report.compressed, report.histograms)),
     ]
     if isinstance(report, Report) and report.passes:
         sections.append(("passes", "Passes", _passes_section(report)))
@@ -188,7 +167,7 @@ def _layers_section(v: ValidationReport | None) -> str:
                 "give <code>--layerwise</code> to <code>optimize</code>).</p>")
     if not v.layers:
         return '<p class="muted">The two models share no intermediate tensor name.</p>'
-    from onnx_share.report_plots import layer_chart
+    from onnx_share.report.plots import layer_chart
 
     first = v.first_divergent_layer
     compared = [layer for layer in v.layers if layer.skipped is None]
@@ -221,7 +200,7 @@ def _layer_row(layer: LayerStats) -> list[str]:
 
 
 def _sizes_section(tensors: Sequence[TensorReport]) -> str:
-    from onnx_share.report_plots import size_chart
+    from onnx_share.report.plots import size_chart
 
     changed = sorted((t for t in tensors if t.scheme is not None or t.bytes_after != t.bytes_before),
                      key=lambda t: -t.bytes_before)
@@ -231,7 +210,7 @@ def _sizes_section(tensors: Sequence[TensorReport]) -> str:
     rows = []
     for t in changed[:TABLE_ROWS]:
         how = t.scheme or t.skipped or ""
-        if t.bits is not None and t.scheme in ("lut", "uniform"):
+        if t.bits is not None and t.scheme in ("codebook", "uniform"):
             how += f" {t.bits}-bit"
         if t.granularity:
             how += f" / {t.granularity}"
@@ -258,34 +237,24 @@ def _skipped_table(tensors: Sequence[TensorReport]) -> str:
             + _table(["reason", "tensors"], rows, numeric={1}) + "</details>")
 
 
-def _weights_section(
-    compressed: Sequence[TensorReport], original: ModelFile | None, rewritten: ModelFile | None, count: int
-) -> str:
+def _weights_section(compressed: Sequence[TensorReport], histograms: Sequence[WeightHistogram]) -> str:
     if not compressed:
         return '<p class="muted">No weight was rewritten.</p>'
-    if original is None or rewritten is None:
-        return '<p class="muted">Histograms need both model files; this report was made from models in memory.</p>'
-    from onnx_share.report_plots import weight_histogram
-    from onnx_share.weight_changes import WeightDiff
+    if not histograms:
+        return '<p class="muted">No weight histograms in this report (they are made from both model files).</p>'
+    from onnx_share.report.plots import weight_histogram
 
-    largest = sorted(compressed, key=lambda t: -t.bytes_before)[:count]
-    rows = {t.name: t for t in largest}
-    diff = WeightDiff(LoadedModel.read(original), LoadedModel.read(rewritten))
     figures = []
-    for values in diff.values([t.name for t in largest]):
-        row = rows[values.name]
-        how = f"{row.scheme} {row.bits}-bit" if row.bits is not None else str(row.scheme)
-        title = f"{values.name} {row.shape} · {how} · rel. error {values.relative_error:.3g}"
-        caption = [f"{values.original.size:,} of {values.sampled_from:,} values"
-                   if values.original.size < values.sampled_from else f"all {values.sampled_from:,} values"]
-        if values.centroids is not None:
-            caption.append(f"red lines: the {len(values.centroids)} codebook values")
-        elif values.centroid_note:
-            caption.append(values.centroid_note)
-        figures.append(f'<figure>{_img(weight_histogram(values, title), "histogram of " + values.name)}'
+    for histogram in histograms:
+        title = f"{histogram.label} · rel. error {histogram.relative_error:.3g}"
+        caption = [f"{histogram.sampled:,} of {histogram.total:,} values"
+                   if histogram.sampled < histogram.total else f"all {histogram.total:,} values"]
+        if histogram.centroids is not None:
+            caption.append(f"red lines: the {len(histogram.centroids)} codebook values")
+        elif histogram.note:
+            caption.append(histogram.note)
+        figures.append(f'<figure>{_img(weight_histogram(histogram, title), "histogram of " + histogram.name)}'
                        f"<figcaption>{html.escape('; '.join(caption))}</figcaption></figure>")
-    if not figures:
-        return '<p class="muted">The rewritten weights could not be decoded from the model file.</p>'
     intro = (f'<p class="muted">The {len(figures)} largest rewritten weights: original values (top) and the values '
              "the rewritten model decodes (bottom), on the same axis.</p>")
     return intro + '<div class="grid">' + "".join(figures) + "</div>"

@@ -19,11 +19,11 @@ import numpy as np
 import onnx
 import onnx.numpy_helper as onh
 
-from onnx_share.codebook.metrics import relative_error
-from onnx_share.layerwise import names_read
-from onnx_share.report import TensorReport
-from onnx_share.validation import LoadedModel, onnxrt_session
-from onnx_share.weights import DEFAULT_DOMAINS
+from onnx_share.check.layerwise import names_read
+from onnx_share.check.runners import onnxrt_session
+from onnx_share.io.proto import DEFAULT_DOMAINS, ProtoModel
+from onnx_share.numerics.metrics import relative_error
+from onnx_share.report.data import TensorReport, WeightHistogram
 
 FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
                          onnx.TensorProto.DOUBLE})
@@ -35,19 +35,6 @@ DECODE_BATCH_BYTES = 256 * 2**20
 
 
 @dataclass
-class WeightValues:
-    """A (sample of a) weight's values before and after, and the codebook levels where there is one codebook."""
-
-    name: str
-    original: np.ndarray
-    decoded: np.ndarray
-    centroids: np.ndarray | None
-    centroid_note: str | None
-    relative_error: float
-    sampled_from: int
-
-
-@dataclass
 class _Decode:
     nodes: list[onnx.NodeProto]
     leaves: list[str]
@@ -56,7 +43,7 @@ class _Decode:
 class WeightDiff:
     """The weights of an original model matched against their stand-ins in a rewritten one."""
 
-    def __init__(self, original: LoadedModel, rewritten: LoadedModel) -> None:
+    def __init__(self, original: ProtoModel, rewritten: ProtoModel) -> None:
         self.original, self.rewritten = original, rewritten
         self.before = constant_tensors(original.proto.graph)
         self.after = constant_tensors(rewritten.proto.graph)
@@ -145,21 +132,39 @@ class WeightDiff:
         if batch:
             yield from self._decode_batch(batch)
 
-    def values(self, names: Sequence[str], *, max_values: int = 1_000_000, seed: int = 0) -> list[WeightValues]:
-        """Original and decoded values of the rewritten weights in ``names`` (a seeded sample of at most
-        ``max_values`` each, the same positions in both), with codebook levels where there is one codebook."""
+    def histograms(
+        self, rows: Sequence[TensorReport], *, count: int = 6, bins: int = 120, max_values: int = 1_000_000,
+        seed: int = 0,
+    ) -> list[WeightHistogram]:
+        """Before/after histograms of the ``count`` largest rewritten weights among ``rows`` (a seeded sample of
+        at most ``max_values`` each, the same positions in both), with codebook levels where there is one."""
+        largest = {t.name: t for t in sorted(rows, key=lambda t: -t.bytes_before)[:count]}
         found = []
-        for name, decoded in self.decoded(names):
+        for name, decoded in self.decoded(list(largest)):
             original = self.original_array(name)
             flat_original, flat_decoded = original.ravel(), decoded.ravel().astype(original.dtype)
             if flat_original.size > max_values:
                 picks = np.random.default_rng(seed).choice(flat_original.size, max_values, replace=False)
-                sample_original, sample_decoded = flat_original[picks], flat_decoded[picks]
-            else:
-                sample_original, sample_decoded = flat_original, flat_decoded
-            centroids, note = self._centroids(name, sample_decoded)
-            found.append(WeightValues(name, sample_original.astype(np.float64), sample_decoded.astype(np.float64),
-                                      centroids, note, relative_error(original, decoded), int(flat_original.size)))
+                flat_original, flat_decoded = flat_original[picks], flat_decoded[picks]
+            before, after = flat_original.astype(np.float64), flat_decoded.astype(np.float64)
+            low = float(min(before.min(initial=0.0), after.min(initial=0.0)))
+            high = float(max(before.max(initial=0.0), after.max(initial=0.0)))
+            edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+            centroids, note = self._centroids(name, after)
+            row = largest[name]
+            how = f"{row.scheme} {row.bits}-bit" if row.bits is not None else str(row.scheme or row.change)
+            found.append(WeightHistogram(
+                name=name,
+                label=f"{name} {row.shape} · {how}",
+                edges=edges.tolist(),
+                before=np.histogram(before, edges)[0].tolist(),
+                after=np.histogram(after, edges)[0].tolist(),
+                relative_error=relative_error(original, decoded),
+                sampled=int(before.size),
+                total=int(original.size),
+                centroids=None if centroids is None else centroids.tolist(),
+                note=note,
+            ))
         return found
 
     def original_array(self, name: str) -> np.ndarray:
@@ -202,7 +207,7 @@ class WeightDiff:
         ops = {n.op_type for n in decode.nodes}
         row.bytes_after = sum(tensor_nbytes(self.after[leaf]) for leaf in decode.leaves)
         if ops & {"Gather", "GatherElements"}:
-            row.scheme = "lut"
+            row.scheme = "codebook"
             tables = [self.after[n.input[0]] for n in decode.nodes
                       if n.op_type in ("Gather", "GatherElements") and n.input[0] in self.after]
             row.clusters = int(tables[0].dims[-1]) if tables and tables[0].dims else None

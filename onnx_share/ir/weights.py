@@ -1,7 +1,7 @@
 """Weight discovery: which constant float tensors are learned weights of compute ops, and their layout.
 
-A weight is a float32/float16/bfloat16 tensor held in an initializer or a ``Constant`` node (main graph or
-any ``If``/``Loop``/``Scan`` body) that feeds the weight input of a compute op, possibly through
+A weight is a float32/float16/bfloat16 initializer (main graph or any ``If``/``Loop``/``Scan`` body; the
+loader has lifted ``Constant`` nodes to initializers) that feeds the weight input of a compute op, possibly through
 ``Identity``, a float-to-float ``Cast`` or a ``Transpose``. Its output-channel axis (the axis that indexes the
 consumer's output features) and reduction axis come from the consumer. Everything else is reported as
 skipped with a reason.
@@ -9,14 +9,13 @@ skipped with a reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import onnx_ir as ir
 
-# The default ONNX operator domain, by both of its names.
-DEFAULT_DOMAINS = ("", "ai.onnx")
+from onnx_share.io.proto import DEFAULT_DOMAINS
+
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16})
 PASS_THROUGH_OPS = frozenset({"Identity", "Cast", "Transpose"})
 # Ops that read only a tensor's shape: a rewritten tensor of the same shape serves them unchanged.
@@ -40,7 +39,6 @@ class WeightTensor:
 
     value: ir.Value
     graph: ir.Graph
-    constant_node: ir.Node | None
     uses: tuple[WeightUse, ...]
 
     @property
@@ -49,8 +47,6 @@ class WeightTensor:
 
     @property
     def tensor(self) -> ir.TensorProtocol:
-        if self.constant_node is not None:
-            return self.constant_node.attributes["value"].as_tensor()
         assert self.value.const_value is not None
         return self.value.const_value
 
@@ -102,31 +98,23 @@ class Discovery:
 def find_weights(model: ir.Model, *, min_elements: int = 4096) -> Discovery:
     """Classify every constant tensor of every graph in ``model`` as a weight or a skipped tensor."""
     found = Discovery([], [])
-    for value, graph, constant_node, tensor in _constant_tensors(model):
-        uses = _uses_of(value)
-        consumers = tuple(sorted({f"{node.op_type}:{index}" for node, index in uses}))
-        shape = tuple(int(d) for d in tensor.shape)
-        reason = _skip_reason(value, tensor, uses, min_elements)
-        weight_uses: list[WeightUse] = []
-        if reason is None:
-            weight_uses, reason = _weight_uses(value, len(shape))
-        if reason is None:
-            found.weights.append(WeightTensor(value, graph, constant_node, tuple(weight_uses)))
-        else:
-            found.skipped.append(SkippedTensor(value.name or "", shape, tensor.dtype.name, consumers, reason))
-    return found
-
-
-def _constant_tensors(
-    model: ir.Model,
-) -> Iterator[tuple[ir.Value, ir.Graph, ir.Node | None, ir.TensorProtocol]]:
     for graph in model.graphs():
         for value in list(graph.initializers.values()):
-            if value.const_value is not None:
-                yield value, graph, None, value.const_value
-        for node in list(graph):
-            if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS and "value" in node.attributes:
-                yield node.outputs[0], graph, node, node.attributes["value"].as_tensor()
+            tensor = value.const_value
+            if tensor is None:
+                continue
+            uses = _uses_of(value)
+            consumers = tuple(sorted({f"{node.op_type}:{index}" for node, index in uses}))
+            shape = tuple(int(d) for d in tensor.shape)
+            reason = _skip_reason(value, tensor, uses, min_elements)
+            weight_uses: list[WeightUse] = []
+            if reason is None:
+                weight_uses, reason = _weight_uses(value, len(shape))
+            if reason is None:
+                found.weights.append(WeightTensor(value, graph, tuple(weight_uses)))
+            else:
+                found.skipped.append(SkippedTensor(value.name or "", shape, tensor.dtype.name, consumers, reason))
+    return found
 
 
 def _uses_of(value: ir.Value) -> list[tuple[ir.Node, int]]:

@@ -1,0 +1,172 @@
+"""The Python API: ``optimize`` rewrites a model and returns it with its report and config; ``compare`` measures
+how far a rewritten model is from its original, output by output, layer by layer and weight by weight."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import onnx
+import onnx_ir as ir
+
+from onnx_share._version import __version__
+from onnx_share.config import OptimizeConfig, ValidationConfig
+from onnx_share.errors import OnnxShareError
+from onnx_share.io.load import MAX_IR_VERSION, ModelSource, default_opset, input_files, load_model
+from onnx_share.io.proto import ModelFile, ProtoModel
+from onnx_share.io.save import PROTOBUF_LIMIT_BYTES, data_file, estimated_size_bytes, same_file, save_model
+from onnx_share.ir.opset import min_ir_version
+from onnx_share.ir.selection import select_weights
+from onnx_share.passes.registry import run_pipeline
+from onnx_share.report.data import CompareReport, Report, ValidationReport
+
+if TYPE_CHECKING:
+    from onnx_share.targets.tensorrt import TensorRTOptions
+
+log = logging.getLogger("onnx_share")
+
+
+@dataclass
+class OptimizeResult:
+    """The rewritten model, its report and the config that made it, and the means to save and validate it."""
+
+    model: ir.Model
+    report: Report
+    config: OptimizeConfig
+    source: ModelSource
+    input_files: list[Path] = field(default_factory=list)
+    saved_path: Path | None = None
+
+    def save(self, path: str | os.PathLike, *, external_data: bool | None = None) -> Path:
+        """Write the model atomically; never onto the file it was read from nor onto a data file it reads."""
+        if any(same_file(source, path) for source in self.input_files[:1]):
+            raise OnnxShareError(f"output {path} is the input file; choose another output path")
+        if external_data is None:
+            external_data = self.config.external_data
+        if external_data is None:
+            external_data = estimated_size_bytes(self.model) >= PROTOBUF_LIMIT_BYTES
+        start = time.perf_counter()
+        self.saved_path = save_model(self.model, path, external_data=external_data, protected=self.input_files)
+        self.report.timings_s["save"] = time.perf_counter() - start
+        self.report.output_path = str(self.saved_path)
+        written = [self.saved_path, data_file(self.saved_path)] if external_data else [self.saved_path]
+        self.report.file_bytes_after = sum(p.stat().st_size for p in written if p.is_file())
+        return self.saved_path
+
+    def validate(self, config: ValidationConfig | None = None) -> ValidationReport:
+        """Compare the saved model with the original in onnxruntime; the result also goes in the report."""
+        from onnx_share.check.validation import compare_models
+
+        if self.saved_path is None:
+            raise OnnxShareError("save the optimized model before validating it")
+        start = time.perf_counter()
+        self.report.validation = compare_models(
+            _as_model_file(self.source), self.saved_path, config or self.config.validation
+        )
+        self.report.timings_s["validate"] = time.perf_counter() - start
+        return self.report.validation
+
+
+def optimize(
+    model: ModelSource,
+    config: OptimizeConfig | Mapping[str, Any] | None = None,
+    *,
+    progress: bool = False,
+) -> OptimizeResult:
+    """Compress the weights of ``model`` (a path, ``onnx.ModelProto`` or ``ir.Model``; never modified)."""
+    if config is None:
+        config = OptimizeConfig()
+    elif not isinstance(config, OptimizeConfig):
+        config = OptimizeConfig.from_dict(config)
+    start = time.perf_counter()
+    loaded = load_model(model.clone() if isinstance(model, ir.Model) else model)
+    report = Report(tool_version=__version__, config=config.to_dict())
+    report.timings_s["load"] = time.perf_counter() - start
+    files = input_files(model, loaded) if isinstance(model, str | os.PathLike) else []
+    if files:
+        report.input_path = str(model)
+        report.file_bytes_before = sum(p.stat().st_size for p in files if p.is_file())
+    elif isinstance(model, onnx.ModelProto):
+        report.file_bytes_before = model.ByteSize()
+    report.opset_before = default_opset(loaded)
+
+    start = time.perf_counter()
+    skipped = select_weights(loaded, config).skipped
+    report.timings_s["discover"] = time.perf_counter() - start
+    for row in skipped:
+        log.debug("skip %s: %s", row.name, row.skipped)
+    report.tensors.extend(skipped)
+
+    run_pipeline(loaded, config, report, progress=progress)
+
+    report.opset_after = default_opset(loaded)
+    if report.opset_after is not None:
+        loaded.ir_version = min(max(loaded.ir_version, min_ir_version(report.opset_after)), MAX_IR_VERSION)
+    if not any(section.modified for section in report.passes):
+        report.notes.append("nothing new to compress: no selected weight is left in float form")
+    return OptimizeResult(loaded, report, config, model, files)
+
+
+def compare(
+    original: ModelFile,
+    rewritten: ModelFile,
+    config: ValidationConfig | Mapping[str, Any] | None = None,
+    *,
+    tensorrt: TensorRTOptions | None = None,
+    command: str | None = None,
+) -> CompareReport:
+    """Compare ``rewritten`` with ``original`` (paths or serialized models; neither is modified).
+
+    ``config``: a :class:`ValidationConfig` or its dict form (default: layer-wise on, generated inputs).
+    ``tensorrt``: :class:`onnx_share.targets.tensorrt.TensorRTOptions` to also build and compare a TensorRT
+    engine of ``rewritten`` (a path); without TensorRT or a GPU the report says why it did not run.
+    """
+    from onnx_share.check.validation import compare_models
+    from onnx_share.check.weight_diff import WeightDiff
+
+    if config is None:
+        config = ValidationConfig(layerwise=True)
+    elif not isinstance(config, ValidationConfig):
+        config = OptimizeConfig.from_dict({"validation": dict(config)}).validation
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    validation = compare_models(original, rewritten, config)
+    timings["compare"] = time.perf_counter() - start
+    start = time.perf_counter()
+    before, after = ProtoModel.read(original), ProtoModel.read(rewritten)
+    tensors = WeightDiff(before, after).rows()
+    timings["weights"] = time.perf_counter() - start
+    report = CompareReport(
+        tool_version=__version__,
+        original_path=None if isinstance(original, bytes) else str(original),
+        rewritten_path=None if isinstance(rewritten, bytes) else str(rewritten),
+        config={"validation": OptimizeConfig(validation=config).to_dict()["validation"],
+                "tensorrt": None if tensorrt is None else dataclasses.asdict(tensorrt)},
+        validation=validation,
+        tensors=tensors,
+        file_bytes_before=before.file_bytes(),
+        file_bytes_after=after.file_bytes(),
+        timings_s=timings,
+        command=command,
+    )
+    if tensorrt is not None:
+        from onnx_share.targets.tensorrt import run_tensorrt
+
+        start = time.perf_counter()
+        report.targets.append(run_tensorrt(str(rewritten), config, tensorrt))
+        timings["tensorrt"] = time.perf_counter() - start
+    return report
+
+
+def _as_model_file(source: ModelSource) -> ModelFile:
+    if isinstance(source, str | os.PathLike):
+        return source
+    if isinstance(source, ir.Model):
+        source = ir.to_proto(source)
+    return source.SerializeToString()

@@ -1,0 +1,59 @@
+"""onnxruntime sessions and Polygraphy runners over protobuf models, run quietly on the same samples.
+
+Log levels are set per session (onnxruntime) and per run (Polygraphy), never process-wide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from polygraphy.backend.base import BaseRunner
+from polygraphy.backend.onnxrt import OnnxrtRunner
+from polygraphy.comparator import Comparator, RunResults
+from polygraphy.logger import G_LOGGER
+
+from onnx_share.errors import OnnxShareError
+from onnx_share.io.proto import ProtoModel, first_line
+
+# onnxruntime resolves external data of a model given as bytes relative to this folder.
+EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
+ORT_ERRORS_ONLY = 3  # onnxruntime log severity: old-opset and optimizer warnings are not the user's concern
+
+
+def onnxrt_session(model: str | bytes, folder: Path | None = None) -> Callable[[], ort.InferenceSession]:
+    """A loader for a CPU session on ``model`` (a path or bytes whose external data lies in ``folder``)."""
+
+    def load() -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.log_severity_level = ORT_ERRORS_ONLY
+        if folder is not None and isinstance(model, bytes):
+            options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, str(folder))
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    return load
+
+
+def onnxrt_runner(model: ProtoModel, name: str, extra_outputs: Sequence[str] = ()) -> OnnxrtRunner:
+    """An onnxruntime runner for ``model``, with ``extra_outputs`` (intermediate tensors) made outputs."""
+    source: str | bytes = model.source
+    if extra_outputs:
+        instrumented = onnx.ModelProto()
+        instrumented.CopyFrom(model.proto)
+        instrumented.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in extra_outputs)
+        source = instrumented.SerializeToString()
+    return OnnxrtRunner(onnxrt_session(source, model.folder), name=name)
+
+
+def run_runners(runners: Sequence[BaseRunner], samples: Sequence[Mapping[str, np.ndarray]]) -> RunResults:
+    """Polygraphy's ``Comparator.run`` on the same samples; the results by runner name."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), G_LOGGER.verbosity(G_LOGGER.ERROR):
+            return Comparator.run(list(runners), data_loader=list(samples))
+    except Exception as exc:  # Polygraphy wraps runtime failures in several exception types
+        raise OnnxShareError(f"could not run the models: {first_line(exc)}") from exc

@@ -1,0 +1,129 @@
+"""Writing models: atomically (temp files, then renames), with ordinary permissions, never onto a file the input
+reads, with external data when asked or when the model would not fit in one protobuf, and with pruned tensors
+stored sparse where the IR marks them so and that is smaller.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Collection
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+
+from onnx_share.errors import OnnxShareError
+from onnx_share.io.sparse import sparse_form
+
+# Protobuf cannot serialize a message of 2 GiB or more: larger models must keep weights in external data.
+PROTOBUF_LIMIT_BYTES = 2**31 - 1
+EXTERNAL_DATA_ALIGNMENT = 65536
+# Set (to True) in an initializer's ``meta`` by a pass that would rather see it stored as a sparse initializer.
+SPARSE_META_KEY = "onnx_share.sparse"
+
+
+def estimated_size_bytes(model: ir.Model) -> int:
+    """Bytes of tensor data in all graphs: a lower bound for the serialized size."""
+    return sum(
+        value.const_value.nbytes
+        for graph in model.graphs()
+        for value in graph.initializers.values()
+        if value.const_value is not None
+    )
+
+
+def data_file(path: Path) -> Path:
+    """Where the external data of a model saved at ``path`` goes."""
+    return path.with_name(path.name + ".data")
+
+
+def save_model(
+    model: ir.Model,
+    path: str | os.PathLike,
+    *,
+    external_data: bool | None = None,
+    protected: Collection[Path] = (),
+) -> Path:
+    """Write ``model`` to ``path``; its external data, if any, to ``<path>.data``.
+
+    ``external_data``: True writes every large tensor to the data file with 64 KiB aligned offsets; None does
+    so only when the model would not fit in one protobuf (2 GiB). Main-graph initializers whose ``meta`` has
+    :data:`SPARSE_META_KEY` are stored as sparse initializers where that is smaller. Every file is written
+    under a temporary name in the output folder and renamed into place, with the permissions a new file gets
+    under the umask. ``protected``: files (the input and the data files it reads) that must not be written.
+    """
+    path = Path(path)
+    check_output_path(path)
+    if external_data is None:
+        external_data = estimated_size_bytes(model) >= PROTOBUF_LIMIT_BYTES
+    targets = [path, data_file(path)] if external_data else [path]
+    for target in targets:
+        if any(same_file(target, other) for other in protected):
+            raise OnnxShareError(f"{target} is read by the input model; choose another output path")
+    try:
+        with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+            staged = Path(tmp) / path.name
+            sparse = _stage_sparse(model)
+            try:
+                if external_data:
+                    ir.save(model, staged, external_data=data_file(path).name, alignment=EXTERNAL_DATA_ALIGNMENT)
+                else:
+                    ir.save(model, staged)
+            finally:
+                for value, _ in sparse:
+                    model.graph.register_initializer(value)
+            if sparse:
+                _write_sparse(staged, [form for _, form in sparse])
+            mode = 0o666 & ~_umask()
+            for target in targets[::-1]:  # the data file first: the model file appears only once complete
+                source = Path(tmp) / target.name
+                os.chmod(source, mode)
+                os.replace(source, target)
+    except OSError as exc:
+        raise OnnxShareError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
+def check_output_path(path: Path) -> None:
+    """Refuse, before any work, an output path that is a folder or whose folder is missing or not writable."""
+    if path.is_dir():
+        raise OnnxShareError(f"{path}: is a directory; give the output file path")
+    folder = path.parent
+    if not folder.is_dir():
+        raise OnnxShareError(f"{folder}: output folder does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OnnxShareError(f"{folder}: output folder is not writable")
+
+
+def _stage_sparse(model: ir.Model) -> list[tuple[ir.Value, onnx.SparseTensorProto]]:
+    """Take the marked main-graph initializers whose sparse form is smaller out of the graph (their values stay
+    wired to their readers), with those forms; they are written as sparse initializers after the IR has saved
+    the rest, and go back into the graph."""
+    taken = []
+    for name, value in list(model.graph.initializers.items()):
+        if value.meta.get(SPARSE_META_KEY) and value.const_value is not None:
+            form = sparse_form(ir.serde.serialize_tensor(value.const_value))
+            if form is not None:
+                taken.append((model.graph.initializers.pop(name), form))
+    return taken
+
+
+def _write_sparse(staged: Path, forms: list[onnx.SparseTensorProto]) -> None:
+    proto = onnx.load(staged, load_external_data=False)
+    proto.graph.sparse_initializer.extend(forms)
+    onnx.save_model(proto, staged)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file (also through links), for refusing to overwrite the input."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()

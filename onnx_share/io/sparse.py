@@ -1,0 +1,58 @@
+"""Sparse initializers on disk: pruned tensors stored as ``GraphProto.sparse_initializer``.
+
+onnx-ir (1.1) has no sparse initializers, so they live only at the protobuf edges: densified right after
+reading a model (:mod:`onnx_share.io.load`), and written after the IR has saved one (:mod:`onnx_share.io.save`).
+onnxruntime densifies them when it loads a model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.numpy_helper as onh
+
+from onnx_share.io.proto import iter_graph_protos
+from onnx_share.numerics import pruning
+
+
+def densify_sparse_initializers(proto: onnx.ModelProto) -> list[str]:
+    """Turn every ``sparse_initializer`` of every graph into a dense initializer (onnx-ir drops sparse ones)."""
+    converted: list[str] = []
+    for graph in iter_graph_protos(proto.graph):
+        for sparse in graph.sparse_initializer:
+            graph.initializer.append(_dense_form(sparse))
+            converted.append(sparse.values.name)
+        del graph.sparse_initializer[:]
+    return converted
+
+
+def sparse_form(tensor: onnx.TensorProto) -> onnx.SparseTensorProto | None:
+    """``tensor`` as a sparse tensor (non-zero values, INT64 linear C-order indices, as onnx.checker wants), or
+    None when it is not float or the sparse form is not smaller."""
+    if tensor.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16):
+        return None
+    dense = onh.to_array(tensor)
+    flat = dense.ravel()
+    positions = np.flatnonzero(flat != 0).astype(np.int64)
+    if pruning.sparse_nbytes(positions.size, dense.dtype.itemsize) >= dense.nbytes:
+        return None
+    values = onh.from_array(flat[positions], tensor.name)
+    values.data_type = tensor.data_type  # keep bfloat16 (numpy_helper may widen the numpy view)
+    sparse = onnx.SparseTensorProto()
+    sparse.values.CopyFrom(values)
+    sparse.indices.CopyFrom(onh.from_array(positions))
+    sparse.dims.extend(tensor.dims)
+    return sparse
+
+
+def _dense_form(sparse: onnx.SparseTensorProto) -> onnx.TensorProto:
+    values = onh.to_array(sparse.values)
+    indices = onh.to_array(sparse.indices).astype(np.int64)
+    shape = tuple(sparse.dims)
+    dense = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=values.dtype)
+    if indices.ndim == 2:  # [NNZ, rank] coordinates
+        indices = np.ravel_multi_index(tuple(indices.T), shape)
+    dense[indices] = values
+    tensor = onh.from_array(dense.reshape(shape), sparse.values.name)
+    tensor.data_type = sparse.values.data_type
+    return tensor

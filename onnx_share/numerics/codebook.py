@@ -1,0 +1,111 @@
+"""Codebooks: k-means centroids per tensor, channel or group of channels, and one index per weight.
+
+W (moved channel-first and flattened per codebook to [G, M]) becomes centroids [G, k] and indices [G, M] with
+``centroids[g, indices[g, m]]`` the decoded weight; :meth:`Codebook.decode` is the inverse of
+:func:`fit_codebook`. Plain numpy: no graph code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from onnx_share.numerics.kmeans import kmeans_1d
+
+# Exact zeros get a centroid of their own when at least this fraction of a codebook's weights is zero.
+PIN_ZERO_FRACTION = 0.1
+
+# Elements per block when measuring the error, so no float64 copy of a whole large tensor is made.
+ERROR_BLOCK_ELEMENTS = 1 << 20
+
+
+@dataclass(frozen=True)
+class Codebook:
+    """Centroids [G, k] (G = 1 per tensor) and indices [G, M] over W moved channel-first."""
+
+    centroids: np.ndarray
+    indices: np.ndarray
+    axis: int | None
+    granularity: str
+    group_size: int | None
+
+    def decode(self, shape: tuple[int, ...]) -> np.ndarray:
+        """The float64 tensor the codebook graph computes, in W's layout."""
+        flat = np.take_along_axis(self.centroids, self.indices.astype(np.int64), axis=1)
+        if self.axis is None:
+            return flat.reshape(shape)
+        moved = (shape[self.axis], *shape[: self.axis], *shape[self.axis + 1 :])
+        return np.moveaxis(flat.reshape(moved), 0, self.axis)
+
+    def measure(self, rows: np.ndarray) -> tuple[float, int]:
+        """‖W − Ŵ‖ / ‖W‖ against ``rows`` (W as laid out by :func:`channel_rows`) and Ŵ's count of exact
+        zeros, accumulated in float64 over blocks of about ``ERROR_BLOCK_ELEMENTS`` elements."""
+        error = reference = 0.0
+        zeros = 0
+        width = rows.shape[1]
+        rows_per_block = max(1, ERROR_BLOCK_ELEMENTS // max(width, 1))
+        for g in range(0, rows.shape[0], rows_per_block):
+            table = self.centroids[g : g + rows_per_block]
+            for start in range(0, width, ERROR_BLOCK_ELEMENTS):
+                stop = start + ERROR_BLOCK_ELEMENTS
+                original = rows[g : g + rows_per_block, start:stop].astype(np.float64)
+                decoded = np.take_along_axis(table, self.indices[g : g + rows_per_block, start:stop], axis=1)
+                error += float(np.sum((original - decoded) ** 2))
+                reference += float(np.sum(original**2))
+                zeros += int(np.count_nonzero(decoded == 0))
+        return (float(np.sqrt(error / reference)) if reference > 0 else 0.0), zeros
+
+
+def channel_rows(values: np.ndarray, axis: int | None, group_size: int | None) -> np.ndarray:
+    """W as [G, M]: one row per codebook (a view of W per tensor; channel-first copy otherwise)."""
+    if axis is None:
+        return values.reshape(1, -1)
+    channels = values.shape[axis]
+    return np.moveaxis(values, axis, 0).reshape(channels // (group_size or 1), -1)
+
+
+def fit_codebook(
+    values: np.ndarray,
+    k: int,
+    axis: int | None = None,
+    *,
+    granularity: str = "tensor",
+    group_size: int = 1,
+    init: str = "optimal",
+    pin_zero: bool | None = None,
+    seed: int = 0,
+) -> Codebook:
+    """k-means codebook(s) of ``k`` entries for ``values``: one per tensor (``axis`` None or ``granularity``
+    ``tensor``), per output channel along ``axis``, or per group of at most ``group_size`` channels (the largest
+    divisor of the channel count not above it).
+
+    Centroids are rounded to ``values``' dtype, as the codebook initializer stores them.
+    """
+    granularity = "tensor" if axis is None else granularity
+    groups = None
+    if granularity != "tensor":
+        channels = values.shape[axis]
+        groups = 1 if granularity == "channel" else _divisor_at_most(channels, group_size)
+    rows = channel_rows(values, None if granularity == "tensor" else axis, groups)
+    centroids = np.empty((rows.shape[0], k), dtype=np.float64)
+    indices = np.empty(rows.shape, dtype=np.uint8)
+    for g, row in enumerate(rows):
+        result = kmeans_1d(row, k, init=init, seed=seed, pin_zero=_pins_zero(row, pin_zero))
+        centroids[g, : len(result.centroids)] = result.centroids
+        centroids[g, len(result.centroids) :] = result.centroids[-1]
+        indices[g] = result.labels
+    centroids = centroids.astype(values.dtype).astype(np.float64)
+    return Codebook(centroids, indices, None if granularity == "tensor" else axis, granularity, groups)
+
+
+def _pins_zero(values: np.ndarray, requested: bool | None) -> bool:
+    """``pin_zero`` as asked, or (None) when at least ``PIN_ZERO_FRACTION`` of the values are exactly zero."""
+    if requested is not None:
+        return requested
+    return np.count_nonzero(values == 0) >= PIN_ZERO_FRACTION * values.size
+
+
+def _divisor_at_most(n: int, limit: int) -> int:
+    """The largest divisor of ``n`` not above ``limit`` (groups must tile the channels exactly)."""
+    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)

@@ -1,0 +1,101 @@
+"""What the weight passes share: their base class, the result every pass returns, and its report rows."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import onnx_ir as ir
+from tqdm import tqdm
+
+from onnx_share.config import OptimizeConfig
+from onnx_share.ir.weights import WeightTensor
+from onnx_share.report.data import TensorReport
+
+T = TypeVar("T")
+
+
+class WeightPass(ir.passes.InPlacePass):
+    """A pass configured by the whole :class:`OptimizeConfig` (selection globs, specs, its own section), with
+    an optional progress bar over the tensors it visits. ``name`` is the pipeline name it is registered under."""
+
+    name = "weights"
+
+    def __init__(self, config: OptimizeConfig, *, progress: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.progress = progress
+
+    @classmethod
+    def from_config(cls, config: OptimizeConfig, *, progress: bool = False) -> WeightPass:
+        """The pass as the pipeline builds it."""
+        return cls(config, progress=progress)
+
+    def progress_bar(self, items: Iterable[T], unit: str = "tensor") -> Iterable[T]:
+        """``items``, with a progress bar on stderr when asked for."""
+        return tqdm(items, desc=self.name, unit=unit, disable=not self.progress)
+
+
+@contextlib.contextmanager
+def working_on(tensor: str) -> Iterator[None]:
+    """Name the tensor in any unexpected error raised while a pass works on it."""
+    try:
+        yield
+    except TensorError:
+        raise
+    except Exception as exc:
+        raise TensorError(tensor, exc) from exc
+
+
+class TensorError(RuntimeError):
+    """An unexpected failure while a pass rewrote one tensor; the pipeline adds the pass name."""
+
+    def __init__(self, tensor: str, cause: BaseException) -> None:
+        text = (str(cause).strip().splitlines() or [""])[0][:300]
+        super().__init__(f"tensor {tensor!r}: {type(cause).__name__}: {text}")
+        self.tensor = tensor
+
+
+def tensor_row(weight: WeightTensor, **fields: object) -> TensorReport:
+    """A report row for ``weight`` (name, consumers, shape, dtype filled in) with the pass's own ``fields``."""
+    fields.setdefault("bytes_before", 0)
+    fields.setdefault("bytes_after", 0)
+    return TensorReport(
+        name=weight.name,
+        consumers=list(weight.op_types),
+        shape=list(weight.shape),
+        dtype=weight.dtype.name,
+        **fields,
+    )
+
+
+def change_row(
+    name: str, change: str, bytes_before: int, bytes_after: int, relative_error: float = 0.0, **details: object
+) -> TensorReport:
+    """A report row for one rewrite by a pass other than compression (a merge, a split, a removed node...)."""
+    return TensorReport(
+        name=name,
+        consumers=[],
+        shape=[],
+        dtype="",
+        bytes_before=int(bytes_before),
+        bytes_after=int(bytes_after),
+        relative_error=float(relative_error),
+        change=change,
+        details=dict(details),
+    )
+
+
+@dataclass
+class PassOutcome(ir.passes.PassResult):
+    """A pass result that also says what the pass did.
+
+    ``tensors``: per-tensor rows of the compression passes (codebook / uniform).
+    ``changes``: one row per rewrite of the other passes (a merge, a split, a pruned tensor...).
+    """
+
+    tensors: list[TensorReport] = field(default_factory=list)
+    changes: list[TensorReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
