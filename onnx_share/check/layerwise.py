@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import onnx
 
+from onnx_share.io.proto import iter_graph_protos
+
 
 @dataclass(frozen=True)
 class SharedTensor:
@@ -72,12 +74,12 @@ def topological_order(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
 
 
 def names_read(node: onnx.NodeProto) -> set[str]:
-    """The node's inputs and every outer-scope name its subgraphs (If/Loop/Scan bodies) read."""
-    names = {n for n in node.input if n}
+    """The node's inputs and every outer-scope name its subgraphs (If/Loop/Scan bodies, at any depth) read."""
+    read, defined = set(), set()
     for attribute in node.attribute:
-        for subgraph in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
-            local = {i.name for i in subgraph.input} | {t.name for t in subgraph.initializer}
-            local |= {o for n in subgraph.node for o in n.output}
-            for inner in subgraph.node:
-                names |= names_read(inner) - local
-    return names
+        for body in [attribute.g] if attribute.HasField("g") else list(attribute.graphs):
+            for graph in iter_graph_protos(body):
+                defined |= {i.name for i in graph.input} | {t.name for t in graph.initializer}
+                defined |= {o for n in graph.node for o in n.output}
+                read |= {name for n in graph.node for name in n.input if name}
+    return {n for n in node.input if n} | (read - defined)

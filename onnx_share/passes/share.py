@@ -98,14 +98,9 @@ class _Scopes:
 
     def __init__(self, model: ir.Model) -> None:
         self.parent: dict[ir.Graph, ir.Graph | None] = {model.graph: None}
-        for graph in model.graphs():
-            for graph_node in graph:
-                for attr in graph_node.attributes.values():
-                    if attr.type == ir.AttributeType.GRAPH:
-                        self.parent[attr.value] = graph
-                    elif attr.type == ir.AttributeType.GRAPHS:
-                        for subgraph in attr.value:
-                            self.parent[subgraph] = graph
+        for graph in model.graphs():  # outer graphs come first, so each subgraph ends with its innermost owner
+            for subgraph in graph.subgraphs():
+                self.parent[subgraph] = graph
 
     def chain(self, graph: ir.Graph) -> list[ir.Graph]:
         """``graph`` and its enclosing graphs, innermost first."""

@@ -22,8 +22,8 @@ from onnx_share.report.data import (
     TensorReport,
     ValidationReport,
     WeightHistogram,
-    _size,
 )
+from onnx_share.report.text import size
 
 SIZE_CHART_ROWS = 15
 TABLE_ROWS = 40
@@ -114,13 +114,13 @@ def _facts(report: Report | CompareReport) -> str:
     facts = [(label, value or "(in memory)") for label, value in files]
     before, after = report.file_bytes_before, report.file_bytes_after
     if before and after:
-        facts.append(("file size", f"{_size(before)} → {_size(after)} ({before / after:.2f}× smaller)"))
+        facts.append(("file size", f"{size(before)} → {size(after)} ({before / after:.2f}× smaller)"))
     compressed = report.compressed
     if compressed:
         weights_before = sum(t.bytes_before for t in compressed)
         weights_after = sum(t.bytes_after for t in compressed)
-        facts.append(("rewritten weights", f"{len(compressed)} tensors, {_size(weights_before)} → "
-                                           f"{_size(weights_after)}"))
+        facts.append(("rewritten weights", f"{len(compressed)} tensors, {size(weights_before)} → "
+                                           f"{size(weights_after)}"))
     if report.timings_s:
         facts.append(("time", ", ".join(f"{k} {v:.2f}s" for k, v in report.timings_s.items())))
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -216,8 +216,8 @@ def _sizes_section(tensors: Sequence[TensorReport]) -> str:
             how += f" / {t.granularity}"
         ratio = f"{t.bytes_before / t.bytes_after:.1f}×" if t.bytes_after else "—"
         rel = "" if t.relative_error is None else f"{t.relative_error:.4f}"
-        rows.append([t.name, ",".join(t.consumers), str(t.shape), t.dtype, how, t.storage or "", _size(t.bytes_before),
-                     _size(t.bytes_after), ratio, rel])
+        rows.append([t.name, ",".join(t.consumers), str(t.shape), t.dtype, how, t.storage or "", size(t.bytes_before),
+                     size(t.bytes_after), ratio, rel])
     headers = ["tensor", "ops", "shape", "dtype", "how", "storage", "before", "after", "ratio", "rel. error"]
     more = (f'<p class="muted">… and {len(changed) - TABLE_ROWS} more changed tensors (all in the JSON report).</p>'
             if len(changed) > TABLE_ROWS else "")
@@ -261,7 +261,7 @@ def _weights_section(compressed: Sequence[TensorReport], histograms: Sequence[We
 
 
 def _passes_section(report: Report) -> str:
-    rows = [[p.name, "yes" if p.modified else "no", str(p.count), _size(p.bytes_before), _size(p.bytes_after),
+    rows = [[p.name, "yes" if p.modified else "no", str(p.count), size(p.bytes_before), size(p.bytes_after),
              f"{p.max_relative_error:.4g}", f"{p.seconds:.2f}s"] for p in report.passes]
     return _table(["pass", "changed", "changes", "before", "after", "max rel. error", "time"], rows,
                   numeric={2, 3, 4, 5, 6})
@@ -275,7 +275,7 @@ def _target_section(t: TargetReport) -> str:
         body = f'<p class="callout">Engine build failed: {html.escape(t.reason or "")}</p>'
     else:
         body = _table(["engine", "build time", "median latency", "vs onnxruntime"],
-                      [[_size(t.engine_bytes or 0), f"{t.build_seconds or 0:.1f}s", f"{t.latency_ms or 0:.3f} ms",
+                      [[size(t.engine_bytes or 0), f"{t.build_seconds or 0:.1f}s", f"{t.latency_ms or 0:.3f} ms",
                         "PASS" if t.passed else "FAIL"]])
         body += _output_table(t.outputs)
     findings = ""

@@ -10,7 +10,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from onnx_share.report.data import LayerStats, TensorReport, WeightHistogram, _clip, _size
+from onnx_share.report.data import LayerStats, TensorReport, WeightHistogram
+from onnx_share.report.text import clip, size
 
 BEFORE, AFTER, CENTROID, FAIL, PASS, LIMIT = "#4e79a7", "#f28e2b", "#e15759", "#d62728", "#59a14f", "#7f7f7f"
 DPI = 100
@@ -20,7 +21,7 @@ def size_chart(rows: Sequence[TensorReport]) -> bytes:
     """Horizontal bars: bytes before and after for each tensor, largest on top."""
     height = 1.2 + 0.32 * len(rows)
     fig = Figure(figsize=(9.5, height), dpi=DPI)
-    labels = [_clip(r.name, 42) for r in rows]
+    labels = [clip(r.name, 42) for r in rows]
     fig.subplots_adjust(left=0.03 + 5.2 * max(map(len, labels)) / (9.5 * DPI), right=0.97,
                         top=1 - 0.35 / height, bottom=0.6 / height)
     ax = fig.add_subplot()
@@ -30,7 +31,7 @@ def size_chart(rows: Sequence[TensorReport]) -> bytes:
     ax.barh(y + 0.2, before, height=0.38, color=BEFORE, label="before")
     ax.barh(y - 0.2, after, height=0.38, color=AFTER, label="after")
     ax.set_yticks(y, labels, fontsize=8)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _size(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: size(v)))
     ax.set_xlabel("bytes")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
@@ -65,7 +66,7 @@ def layer_chart(layers: Sequence[LayerStats], min_cosine: float, first: str | No
     tolerance line, failing tensors in red, the first diverging one marked."""
     rows = [layer for layer in layers if layer.skipped is None]
     labelled = len(rows) <= 30
-    labels = [_clip(layer.name, 24) for layer in rows] if labelled else []
+    labels = [clip(layer.name, 24) for layer in rows] if labelled else []
     label_inches = 0.042 * max(map(len, labels), default=0)  # rotated 60°: height grows with the longest label
     height = 3.8 + label_inches
     fig = Figure(figsize=(10, height), dpi=DPI)
@@ -93,7 +94,7 @@ def layer_chart(layers: Sequence[LayerStats], min_cosine: float, first: str | No
     if marked is not None:
         for axis in (top, bottom):
             axis.axvline(marked.index, color=FAIL, linewidth=1.0)
-        top.set_title(f"first diverging: #{marked.index} {_clip(marked.name, 60)}", fontsize=8, color=FAIL,
+        top.set_title(f"first diverging: #{marked.index} {clip(marked.name, 60)}", fontsize=8, color=FAIL,
                       loc="right")
     if labelled:
         bottom.set_xticks(x, labels, rotation=60, ha="right", fontsize=6)

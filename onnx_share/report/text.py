@@ -1,0 +1,125 @@
+"""The console account of a run: what was compressed, skipped, saved and measured, one line per fact."""
+
+from __future__ import annotations
+
+from onnx_share.report.data import CompareReport, OutputStats, Report, TargetReport, ValidationReport
+
+
+def summary(report: Report | CompareReport) -> str:
+    """The console account of an optimize or compare report."""
+    return compare_summary(report) if isinstance(report, CompareReport) else optimize_summary(report)
+
+
+def optimize_summary(report: Report, top: int = 10) -> str:
+    """A readable account: biggest compressed tensors, skip reasons, totals, validation."""
+    lines = []
+    compressed = sorted(report.compressed, key=lambda t: -t.bytes_before)
+    if compressed:
+        lines.append(f"{'tensor':<40} {'ops':<14} {'scheme':<16} {'before':>10} {'after':>10} {'rel.err':>8}")
+        for t in compressed[:top]:
+            scheme = f"{t.scheme}{t.bits}/{t.granularity}"
+            lines.append(
+                f"{clip(t.name, 40):<40} {clip(','.join(t.consumers), 14):<14} {scheme:<16} "
+                f"{size(t.bytes_before):>10} {size(t.bytes_after):>10} {t.relative_error:>8.4f}"
+            )
+        if len(compressed) > top:
+            lines.append(f"... and {len(compressed) - top} more compressed tensors")
+    else:
+        lines.append("No tensor was compressed: nothing new to compress.")
+    reasons: dict[str, int] = {}
+    for t in report.tensors:
+        if t.skipped is not None:
+            key = "below min_elements" if "< min_elements" in t.skipped else t.skipped
+            reasons[key] = reasons.get(key, 0) + 1
+    if reasons:
+        lines.append("skipped: " + "; ".join(f"{n} × {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])))
+    lines.append(
+        f"weights: {len(compressed)} tensors, {size(report.weight_bytes_before)} -> "
+        f"{size(report.weight_bytes_after)}"
+    )
+    if report.file_ratio is not None:
+        lines.append(
+            f"file: {size(report.file_bytes_before or 0)} -> {size(report.file_bytes_after or 0)} "
+            f"({report.file_ratio:.2f}x smaller)"
+        )
+    for section in report.passes:
+        if section.modified:
+            lines.append(
+                f"pass {section.name}: {section.count} change(s), {size(section.bytes_before)} -> "
+                f"{size(section.bytes_after)}, max rel. weight error {section.max_relative_error:.4g}"
+            )
+    lines.extend(f"note: {n}" for n in report.notes)
+    if report.validation is not None:
+        lines.extend(validation_lines(report.validation))
+    for target in report.targets:
+        lines.extend(target_lines(target))
+    if report.timings_s:
+        lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings_s.items()))
+    return "\n".join(lines)
+
+
+def compare_summary(report: CompareReport) -> str:
+    lines = []
+    if report.file_bytes_before and report.file_bytes_after:
+        lines.append(
+            f"file: {size(report.file_bytes_before)} -> {size(report.file_bytes_after)} "
+            f"({report.file_bytes_before / report.file_bytes_after:.2f}x smaller)"
+        )
+    lines.extend(validation_lines(report.validation))
+    for target in report.targets:
+        lines.extend(target_lines(target))
+    lines.extend(f"note: {n}" for n in report.notes)
+    return "\n".join(lines)
+
+
+def validation_lines(v: ValidationReport) -> list[str]:
+    """The console account of a comparison: verdict, one line per output, where the models first diverge."""
+    lines = [f"validation ({v.inputs}, {v.samples} sample(s)): {'PASS' if v.passed else 'FAIL'}"]
+    lines.extend(f"  {_output_line(o)}" for o in v.outputs)
+    if v.layerwise:
+        compared = [layer for layer in v.layers if layer.skipped is None]
+        layer = v.first_divergent_layer
+        if layer is not None:
+            lines.append(
+                f"first diverging tensor: {layer.name} (output of {layer.op_type} {layer.node!r}, "
+                f"#{layer.index} in topological order; cosine {layer.cosine_similarity:.6f}, "
+                f"max|err| {layer.max_abs_error:.3g}); {len(compared)} shared tensors compared"
+            )
+        else:
+            lines.append(f"layer-wise: all {len(compared)} shared tensors within tolerance")
+    lines.extend(f"note: {n}" for n in v.notes)
+    return lines
+
+
+def target_lines(t: TargetReport) -> list[str]:
+    """The console account of a target run."""
+    if not t.available:
+        return [f"{t.target}: not run ({t.reason})"]
+    if not t.built:
+        return [f"{t.target}: engine build FAILED ({t.reason})", *(f"  {f}" for f in t.findings[:10])]
+    lines = [
+        f"{t.target}: engine {size(t.engine_bytes or 0)}, built in {t.build_seconds or 0:.1f}s, "
+        f"median latency {t.latency_ms or 0:.3f} ms; vs onnxruntime: {'PASS' if t.passed else 'FAIL'}"
+    ]
+    lines.extend(f"  {_output_line(o)}" for o in t.outputs)
+    return lines
+
+
+def _output_line(o: OutputStats) -> str:
+    top1 = f"  top-1 {o.top1_agreement:.2%}" if o.top1_agreement is not None else ""
+    return (
+        f"{clip(o.name, 30):<30} max|err| {o.max_abs_error:.3g}  mean|err| {o.mean_abs_error:.3g}  "
+        f"max rel {o.max_rel_error:.3g}  cosine {o.cosine_similarity:.6f}{top1}  {'ok' if o.passed else 'FAIL'}"
+    )
+
+
+def size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
