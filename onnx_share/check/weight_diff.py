@@ -21,7 +21,7 @@ import onnx.numpy_helper as onh
 
 from onnx_share.check.layerwise import names_read
 from onnx_share.check.runners import onnxrt_session
-from onnx_share.io.proto import DEFAULT_DOMAINS, ProtoModel
+from onnx_share.io.proto import ProtoModel, constant_tensors
 from onnx_share.numerics.metrics import relative_error
 from onnx_share.report.data import TensorReport, WeightHistogram
 
@@ -260,17 +260,6 @@ class WeightDiff:
         if len(node.input) > 2 and node.input[2] in self.after:
             zero = float(_array(self.after[node.input[2]], self.rewritten.folder).astype(np.float64).ravel()[0])
         return (np.arange(low, high + 1, dtype=np.float64) - zero) * float(scale.ravel()[0]), None
-
-
-def constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
-    """Initializers and ``Constant`` node tensors of one graph, by value name."""
-    found = {t.name: t for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
-            for attribute in node.attribute:
-                if attribute.name == "value" and attribute.HasField("t"):
-                    found[node.output[0]] = attribute.t
-    return found
 
 
 def tensor_nbytes(tensor: onnx.TensorProto) -> int:

@@ -32,8 +32,8 @@ def load_model(source: ModelSource) -> ir.Model:
     """Load ``source`` (a path, an ``onnx.ModelProto`` or an ``ir.Model``) and check onnxruntime can read it.
 
     External data stays on disk (memory-mapped on first use); a location that resolves outside the model's
-    folder, or a missing data file, is refused before anything reads it. ``Constant`` nodes with a ``value``
-    tensor (in every graph) become initializers under the same value name.
+    folder, or a missing data file, is refused before anything reads it. ``Constant`` nodes (in every graph;
+    not those that are graph outputs) become initializers under the same value name.
     """
     if isinstance(source, ir.Model):
         model = source
@@ -46,7 +46,10 @@ def load_model(source: ModelSource) -> ir.Model:
         model = _load_path(Path(source))
     check_loadable(model)
     _detach_legacy_initializer_inputs(model)
-    onnx_ir.passes.common.LiftConstantsToInitializersPass(lift_all_constants=False, size_limit=0)(model)
+    try:
+        onnx_ir.passes.common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
+    except ValueError as exc:  # a Constant holding a sparse tensor
+        raise OnnxShareError(f"cannot read a Constant node: {exc}") from exc
     return model
 
 

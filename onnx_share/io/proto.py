@@ -63,6 +63,17 @@ def iter_graph_protos(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
                     yield from iter_graph_protos(sub)
 
 
+def constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """Initializers and ``Constant`` node tensors of one graph, by value name."""
+    found = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
+            for attribute in node.attribute:
+                if attribute.name == "value" and attribute.HasField("t"):
+                    found[node.output[0]] = attribute.t
+    return found
+
+
 def external_locations(proto: onnx.ModelProto) -> set[str]:
     """The external data files (relative locations) that tensors of any graph of ``proto`` name."""
     locations = set()

@@ -32,7 +32,7 @@ QUANT_INT_TYPES = frozenset({
 })
 FOLDABLE_INPUT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16})
 # Nodes whose only effect is their output: removed when a rewrite leaves them unread.
-PURE_OPS = frozenset({"Constant", "QuantizeLinear", "DequantizeLinear", "Cast", "Identity"})
+PURE_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast", "Identity"})
 PER_AXIS_MIN_OPSET = 13
 BLOCKED_MIN_OPSET = 21
 DQ_OUTPUT_DTYPE_MIN_OPSET = 23
@@ -478,34 +478,20 @@ def _drop_dead(node: ir.Node) -> int:
 
 
 def _remove_constant(value: ir.Value, tensor: ir.TensorProtocol) -> int:
-    """Drop an unread initializer or Constant node; bytes freed (0 if something still reads it)."""
+    """Drop an unread initializer; bytes freed (0 if something still reads it)."""
     if value.uses() or value.is_graph_output() or value.is_graph_input():
         return 0
-    if value.is_initializer():
-        owner = value.graph
-        assert owner is not None and value.name is not None
-        owner.initializers.pop(value.name)
-        return int(tensor.nbytes)
-    producer = value.producer()
-    if producer is not None and producer.graph is not None:
-        producer.graph.remove(producer, safe=True)
-        return int(tensor.nbytes)
-    return 0
+    owner = value.graph
+    assert owner is not None and value.name is not None
+    owner.initializers.pop(value.name)
+    return int(tensor.nbytes)
 
 
 def _constant(value: ir.Value | None) -> ir.TensorProtocol | None:
-    """The tensor of an initializer (that is not an overridable graph input) or of a Constant node."""
-    if value is None or value.is_graph_input():
+    """The tensor of an initializer that is not an overridable graph input (the loader lifted Constant nodes)."""
+    if value is None or value.is_graph_input() or not value.is_initializer():
         return None
-    if value.is_initializer():
-        return value.const_value
-    producer = value.producer()
-    if producer is None or producer.op_type != "Constant" or producer.domain not in DEFAULT_DOMAINS:
-        return None
-    try:
-        return ir.convenience.get_const_tensor(value)
-    except ValueError:
-        return None
+    return value.const_value
 
 
 def _dtype_of(value: ir.Value, depth: int = 8) -> ir.DataType | None:
@@ -518,9 +504,6 @@ def _dtype_of(value: ir.Value, depth: int = 8) -> ir.DataType | None:
             return ir.DataType(to) if to else None
         if op == "Identity" and producer.inputs and producer.inputs[0] is not None:
             return _dtype_of(producer.inputs[0], depth - 1)
-        if op == "Constant":
-            tensor = _constant(value)
-            return tensor.dtype if tensor is not None else value.dtype
         inputs = list(producer.inputs)
         if op == "QuantizeLinear":
             if len(inputs) > 2 and inputs[2] is not None:

@@ -29,7 +29,7 @@ import onnx.numpy_helper as onh
 
 from onnx_share.errors import OnnxShareError
 from onnx_share.io.load import MAX_IR_VERSION, MAX_OPSET
-from onnx_share.io.proto import DEFAULT_DOMAINS, ModelFile, ProtoModel
+from onnx_share.io.proto import DEFAULT_DOMAINS, ModelFile, ProtoModel, constant_tensors
 
 TARGETS: tuple[str, ...] = ("tensorrt", "onnxruntime")
 Severity = Literal["error", "warning"]
@@ -75,12 +75,7 @@ class GraphView:
         for value in [*graph.input, *graph.output, *graph.value_info]:
             if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
                 self.types[value.name] = value.type.tensor_type.elem_type
-        self.constants: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
-        for node in graph.node:
-            if node.op_type == "Constant":
-                for attribute in node.attribute:
-                    if attribute.name == "value" and attribute.HasField("t"):
-                        self.constants[node.output[0]] = attribute.t
+        self.constants = constant_tensors(graph)
         for name, tensor in self.constants.items():
             self.types[name] = tensor.data_type
         self.io = {v.name for v in graph.input} | {v.name for v in graph.output}
