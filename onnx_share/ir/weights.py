@@ -136,6 +136,8 @@ def _skip_reason(
         return f"{size} elements < min_elements {min_elements}"
     if not uses:
         return "unused"
+    if not np.isfinite(tensor.numpy()).all():
+        return "holds NaN or infinite values"
     return None
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import numpy as np
 import onnx_ir as ir
 from tqdm import tqdm
 
@@ -15,6 +16,9 @@ from onnx_share.ir.weights import WeightTensor
 from onnx_share.report.data import TensorReport
 
 T = TypeVar("T")
+# Set in a weight value's ``meta`` by a pass that changes its values in place (prune): the tensor as loaded, so
+# a later pass reports its error against the original weight, not against the intermediate one.
+ORIGINAL_META_KEY = "onnx_share.original"
 
 
 class WeightPass(ir.passes.InPlacePass):
@@ -56,6 +60,24 @@ class TensorError(RuntimeError):
         text = (str(cause).strip().splitlines() or [""])[0][:300]
         super().__init__(f"tensor {tensor!r}: {type(cause).__name__}: {text}")
         self.tensor = tensor
+
+
+def original_values(weight: WeightTensor) -> np.ndarray:
+    """The weight's values as loaded, before any pass of this run changed them."""
+    original = weight.value.meta.get(ORIGINAL_META_KEY)
+    return original.numpy() if original is not None else weight.numpy()
+
+
+def not_smaller(weight: WeightTensor, stored_bytes: int) -> TensorReport | None:
+    """A skip row when the compressed form would take at least the bytes the weight is stored in now."""
+    current = int(weight.tensor.nbytes)
+    if stored_bytes < current:
+        return None
+    return tensor_row(
+        weight,
+        skipped=f"compressed form ({stored_bytes} bytes) would not be smaller than the stored tensor "
+        f"({current} bytes); left as is",
+    )
 
 
 def tensor_row(weight: WeightTensor, **fields: object) -> TensorReport:

@@ -20,7 +20,14 @@ from onnx_share.ir.selection import select_weights
 from onnx_share.ir.surgery import NameScope, constant, node, replace_weight
 from onnx_share.ir.weights import WeightTensor
 from onnx_share.numerics.codebook import Codebook, channel_rows, fit_codebook
-from onnx_share.passes.base import PassOutcome, WeightPass, tensor_row, working_on
+from onnx_share.passes.base import (
+    PassOutcome,
+    WeightPass,
+    not_smaller,
+    original_values,
+    tensor_row,
+    working_on,
+)
 from onnx_share.report.data import TensorReport
 
 # (index bits it holds, ONNX type, numpy type, minimum default-domain opset)
@@ -45,7 +52,7 @@ class CodebookPass(WeightPass):
     def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config, "codebook").chosen
         names = NameScope(model)
-        result = PassOutcome(model, modified=bool(chosen))
+        result = PassOutcome(model, modified=False)
         opset, blockers = raise_opset_to_best(model, {_index_storage(spec.index_bits)[3] for _, spec in chosen})
         if blockers:
             result.notes.append(
@@ -55,6 +62,7 @@ class CodebookPass(WeightPass):
         for weight, spec in self.progress_bar(chosen):
             with working_on(weight.name):
                 result.tensors.append(self._rewrite(weight, spec, _index_storage(spec.index_bits, opset), names))
+        result.modified = any(row.scheme is not None for row in result.tensors)
         return result
 
     def _rewrite(
@@ -72,15 +80,20 @@ class CodebookPass(WeightPass):
             init=spec.init, pin_zero=spec.pin_zero, seed=self.config.seed,
         )
         nodes, initializers = self._decode_graph(weight, codebook, storage, original.dtype, names)
+        stored = sum(v.const_value.nbytes for v in initializers if v.const_value is not None)
+        refused = not_smaller(weight, stored)
+        if refused is not None:
+            return refused
         replace_weight(weight, nodes, initializers)
-        error, zeros_after = codebook.measure(channel_rows(original, codebook.axis, codebook.group_size))
+        reference = original_values(weight)
+        error, zeros_after = codebook.measure(channel_rows(reference, codebook.axis, codebook.group_size))
         zeros_before = np.count_nonzero(original == 0) / original.size
         if zeros_before:
             notes.append(f"sparsity {zeros_before:.1%} -> {zeros_after / original.size:.1%}")
         return tensor_row(
             weight,
             bytes_before=int(original.nbytes),
-            bytes_after=sum(v.const_value.nbytes for v in initializers if v.const_value is not None),
+            bytes_after=stored,
             scheme="codebook",
             bits=spec.index_bits,
             clusters=spec.num_clusters,

@@ -18,7 +18,7 @@ from onnx_share.ir.selection import select_weights
 from onnx_share.ir.weights import WeightTensor
 from onnx_share.numerics import pruning
 from onnx_share.numerics.metrics import relative_error
-from onnx_share.passes.base import PassOutcome, WeightPass, tensor_row
+from onnx_share.passes.base import ORIGINAL_META_KEY, PassOutcome, WeightPass, tensor_row
 from onnx_share.report.data import TensorReport
 
 log = logging.getLogger("onnx_share")
@@ -52,6 +52,7 @@ class PruneWeightsPass(WeightPass):
             if np.count_nonzero(pruned == 0) == np.count_nonzero(original == 0):
                 unchanged.append(weight.name)
                 continue
+            weight.value.meta.setdefault(ORIGINAL_META_KEY, weight.value.const_value)
             weight.value.const_value = ir.tensor(pruned, dtype=weight.dtype, name=weight.name)
             if options.sparse and weight.graph is model.graph:
                 weight.value.meta[SPARSE_META_KEY] = True

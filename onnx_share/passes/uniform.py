@@ -19,7 +19,14 @@ from onnx_share.ir.surgery import NameScope, constant, node, replace_weight
 from onnx_share.ir.weights import WeightTensor
 from onnx_share.numerics.metrics import relative_error
 from onnx_share.numerics.uniform import UniformGrid, quantize_uniform
-from onnx_share.passes.base import PassOutcome, WeightPass, tensor_row, working_on
+from onnx_share.passes.base import (
+    PassOutcome,
+    WeightPass,
+    not_smaller,
+    original_values,
+    tensor_row,
+    working_on,
+)
 from onnx_share.report.data import TensorReport
 
 # bits -> (signed type, numpy type, unsigned type, numpy type, minimum opset)
@@ -52,7 +59,7 @@ class UniformPass(WeightPass):
                 continue
             with working_on(weight.name):
                 result.tensors.append(_rewrite(weight, spec, layout, notes, names))
-            result.modified = True
+        result.modified = any(row.scheme is not None for row in result.tensors)
         return result
 
 
@@ -106,18 +113,23 @@ def _rewrite(
         scale_dtype=original.dtype,
     )
     nodes, initializers = _dequantize_graph(weight, spec, grid, names)
+    stored = sum(v.const_value.nbytes for v in initializers if v.const_value is not None)
+    refused = not_smaller(weight, stored)
+    if refused is not None:
+        return refused
     replace_weight(weight, nodes, initializers)
+    decoded = grid.dequantize(np.float32).astype(original.dtype)
     return tensor_row(
         weight,
         bytes_before=int(original.nbytes),
-        bytes_after=sum(v.const_value.nbytes for v in initializers if v.const_value is not None),
+        bytes_after=stored,
         scheme="uniform",
         bits=spec.bits,
         clusters=2**spec.bits,
         granularity=granularity,
         group_size=block_size,
         storage=_quant_type(spec)[0].name,
-        relative_error=relative_error(original, grid.dequantize(np.float32).astype(original.dtype)),
+        relative_error=relative_error(original_values(weight), decoded),
         notes=notes,
     )
 
