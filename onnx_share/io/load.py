@@ -16,7 +16,7 @@ import onnx_ir as ir
 import onnx_ir.passes.common
 
 from onnx_share.errors import OnnxShareError
-from onnx_share.io.sparse import densify_sparse_initializers
+from onnx_share.io.sparse import densify_sparse_tensors
 
 # onnxruntime 1.31 loads IR versions up to 13 and default-domain opsets up to 26 (measured; see DESIGN.md).
 # Older opsets load too (below 7 with a warning); whether their kernels exist shows when the model runs.
@@ -40,7 +40,7 @@ def load_model(source: ModelSource) -> ir.Model:
     elif isinstance(source, onnx.ModelProto):
         copy = onnx.ModelProto()
         copy.CopyFrom(source)  # the IR wraps protos it reads, and the caller's proto must stay unchanged
-        densify_sparse_initializers(copy)
+        densify_sparse_tensors(copy)
         model = ir.serde.deserialize_model(copy)
     else:
         model = _load_path(Path(source))
@@ -48,7 +48,7 @@ def load_model(source: ModelSource) -> ir.Model:
     _detach_legacy_initializer_inputs(model)
     try:
         onnx_ir.passes.common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
-    except ValueError as exc:  # a Constant holding a sparse tensor
+    except ValueError as exc:  # a Constant whose attribute the IR cannot turn into a tensor
         raise OnnxShareError(f"cannot read a Constant node: {exc}") from exc
     return model
 
@@ -83,7 +83,7 @@ def _load_path(path: Path) -> ir.Model:
         raise OnnxShareError(f"{path}: empty file, not an ONNX model")
     try:
         proto = onnx.load(path, load_external_data=False)
-        densify_sparse_initializers(proto)  # onnx-ir would drop sparse initializers
+        densify_sparse_tensors(proto)  # onnx-ir reads no sparse tensors
         model = ir.serde.deserialize_model(proto)
         ir.external_data.set_base_dir(model.graph, path.parent)
     except Exception as exc:  # protobuf raises DecodeError, RuntimeWarning, ValueError... depending on damage

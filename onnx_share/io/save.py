@@ -14,7 +14,7 @@ import onnx
 import onnx_ir as ir
 
 from onnx_share.errors import OnnxShareError
-from onnx_share.io.sparse import sparse_form
+from onnx_share.io.sparse import sparse_constant, sparse_form
 
 # Protobuf cannot serialize a message of 2 GiB or more: larger models must keep weights in external data.
 PROTOBUF_LIMIT_BYTES = 2**31 - 1
@@ -49,9 +49,10 @@ def save_model(
 
     ``external_data``: True writes every large tensor to the data file with 64 KiB aligned offsets; None does
     so only when the model would not fit in one protobuf (2 GiB). Main-graph initializers whose ``meta`` has
-    :data:`SPARSE_META_KEY` are stored as sparse initializers where that is smaller. Every file is written
-    under a temporary name in the output folder and renamed into place, with the permissions a new file gets
-    under the umask. ``protected``: files (the input and the data files it reads) that must not be written.
+    :data:`SPARSE_META_KEY` are stored sparse (``Constant`` nodes with a ``sparse_value``) where that is
+    smaller. Every file is written under a temporary name in the output folder and renamed into place, with the
+    permissions a new file gets under the umask. ``protected``: files (the input and the data files it reads)
+    that must not be written.
     """
     path = Path(path)
     check_output_path(path)
@@ -98,8 +99,8 @@ def check_output_path(path: Path) -> None:
 
 def _stage_sparse(model: ir.Model) -> list[tuple[ir.Value, onnx.SparseTensorProto]]:
     """Take the marked main-graph initializers whose sparse form is smaller out of the graph (their values stay
-    wired to their readers), with those forms; they are written as sparse initializers after the IR has saved
-    the rest, and go back into the graph."""
+    wired to their readers), with those forms; they are written as sparse ``Constant`` nodes after the IR has
+    saved the rest, and go back into the graph."""
     taken = []
     for name, value in list(model.graph.initializers.items()):
         if value.meta.get(SPARSE_META_KEY) and value.const_value is not None:
@@ -111,7 +112,9 @@ def _stage_sparse(model: ir.Model) -> list[tuple[ir.Value, onnx.SparseTensorProt
 
 def _write_sparse(staged: Path, forms: list[onnx.SparseTensorProto]) -> None:
     proto = onnx.load(staged, load_external_data=False)
-    proto.graph.sparse_initializer.extend(forms)
+    nodes = [sparse_constant(form.values.name, form) for form in forms] + list(proto.graph.node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
     onnx.save_model(proto, staged)
 
 

@@ -1,8 +1,10 @@
-"""Sparse initializers on disk: pruned tensors stored as ``GraphProto.sparse_initializer``.
+"""Sparse tensors on disk: pruned weights stored as ``Constant`` nodes with a ``sparse_value``.
 
-onnx-ir (1.1) has no sparse initializers, so they live only at the protobuf edges: densified right after
-reading a model (:mod:`onnx_share.io.load`), and written after the IR has saved one (:mod:`onnx_share.io.save`).
-onnxruntime densifies them when it loads a model.
+A ``Constant`` with ``sparse_value`` outputs the dense tensor, so the model passes onnx's full check with shape
+inference (a ``GraphProto.sparse_initializer`` read by a dense input does not: shape inference types it as a
+sparse tensor), and onnxruntime densifies it when it loads the model. onnx-ir (1.1) has no sparse tensors, so
+they live only at the protobuf edges: densified right after reading a model (:mod:`onnx_share.io.load`; sparse
+initializers of other tools too), and written after the IR has saved one (:mod:`onnx_share.io.save`).
 """
 
 from __future__ import annotations
@@ -15,15 +17,30 @@ from onnx_share.io.proto import iter_graph_protos
 from onnx_share.numerics import pruning
 
 
-def densify_sparse_initializers(proto: onnx.ModelProto) -> list[str]:
-    """Turn every ``sparse_initializer`` of every graph into a dense initializer (onnx-ir drops sparse ones)."""
+def densify_sparse_tensors(proto: onnx.ModelProto) -> list[str]:
+    """Turn every ``sparse_initializer`` of every graph into a dense initializer, and every ``Constant`` with a
+    ``sparse_value`` into one with a dense ``value`` (onnx-ir reads neither); the names converted."""
     converted: list[str] = []
     for graph in iter_graph_protos(proto.graph):
         for sparse in graph.sparse_initializer:
             graph.initializer.append(_dense_form(sparse))
             converted.append(sparse.values.name)
         del graph.sparse_initializer[:]
+        for node in graph.node:
+            if node.op_type != "Constant":
+                continue
+            for attribute in node.attribute:
+                if attribute.name == "sparse_value":
+                    dense = _dense_form(attribute.sparse_tensor)
+                    attribute.Clear()
+                    attribute.CopyFrom(onnx.helper.make_attribute("value", dense))
+                    converted.append(node.output[0])
     return converted
+
+
+def sparse_constant(name: str, sparse: onnx.SparseTensorProto) -> onnx.NodeProto:
+    """A ``Constant`` node that outputs ``sparse`` densified, as value ``name``."""
+    return onnx.helper.make_node("Constant", [], [name], sparse_value=sparse)
 
 
 def sparse_form(tensor: onnx.TensorProto) -> onnx.SparseTensorProto | None:
