@@ -16,6 +16,7 @@ import onnx_ir as ir
 import onnx_ir.passes.common
 
 from onnx_share.errors import OnnxShareError
+from onnx_share.io.checker import FULL_CHECK_META_KEY, checker_problem
 from onnx_share.io.sparse import densify_sparse_tensors
 
 # onnxruntime 1.31 loads IR versions up to 13 and default-domain opsets up to 26 (measured; see DESIGN.md).
@@ -32,19 +33,26 @@ def load_model(source: ModelSource) -> ir.Model:
     """Load ``source`` (a path, an ``onnx.ModelProto`` or an ``ir.Model``) and check onnxruntime can read it.
 
     External data stays on disk (memory-mapped on first use); a location that resolves outside the model's
-    folder, or a missing data file, is refused before anything reads it. ``Constant`` nodes (in every graph;
-    not those that are graph outputs) become initializers under the same value name.
+    folder, or a missing data file, is refused before anything reads it, and so is a model that fails onnx's
+    checker (an undefined input, a cycle...). ``Constant`` nodes (in every graph; not those that are graph
+    outputs) become initializers under the same value name.
     """
+    checked: onnx.ModelProto | Path | None = None
+    name = "model"
     if isinstance(source, ir.Model):
         model = source
     elif isinstance(source, onnx.ModelProto):
-        copy = onnx.ModelProto()
-        copy.CopyFrom(source)  # the IR wraps protos it reads, and the caller's proto must stay unchanged
-        densify_sparse_tensors(copy)
-        model = ir.serde.deserialize_model(copy)
+        proto = onnx.ModelProto()
+        proto.CopyFrom(source)  # the IR wraps protos it reads, and the caller's proto must stay unchanged
+        densify_sparse_tensors(proto)
+        model = ir.serde.deserialize_model(proto)
+        checked = proto
     else:
-        model = _load_path(Path(source))
+        checked, name = Path(source), str(source)
+        model = _load_path(checked)
     check_loadable(model)
+    if checked is not None:
+        _check_structure(checked, name, model)
     _detach_legacy_initializer_inputs(model)
     try:
         onnx_ir.passes.common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
@@ -72,6 +80,16 @@ def _detach_legacy_initializer_inputs(model: ir.Model) -> None:
     if any(v.is_initializer() for g in model.graphs() for v in g.inputs):
         onnx_ir.passes.common.RemoveInitializersFromInputsPass()(model)
     model.ir_version = FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS
+
+
+def _check_structure(source: onnx.ModelProto | Path, name: str, model: ir.Model) -> None:
+    """Refuse what onnx's checker finds structurally wrong (undefined inputs, cycles, bad attributes...); note
+    on ``model`` whether the full check with shape inference passes too."""
+    full = checker_problem(source, full=True) is None
+    problem = None if full else checker_problem(source, full=False)
+    if problem is not None:
+        raise OnnxShareError(f"{name}: not a valid ONNX model: {problem}")
+    model.meta[FULL_CHECK_META_KEY] = full
 
 
 def _load_path(path: Path) -> ir.Model:

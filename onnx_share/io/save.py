@@ -14,6 +14,7 @@ import onnx
 import onnx_ir as ir
 
 from onnx_share.errors import OnnxShareError
+from onnx_share.io.checker import FULL_CHECK_META_KEY, checker_problem
 from onnx_share.io.sparse import sparse_constant, sparse_form
 
 # Protobuf cannot serialize a message of 2 GiB or more: larger models must keep weights in external data.
@@ -51,8 +52,9 @@ def save_model(
     so only when the model would not fit in one protobuf (2 GiB). Main-graph initializers whose ``meta`` has
     :data:`SPARSE_META_KEY` are stored sparse (``Constant`` nodes with a ``sparse_value``) where that is
     smaller. Every file is written under a temporary name in the output folder and renamed into place, with the
-    permissions a new file gets under the umask. ``protected``: files (the input and the data files it reads)
-    that must not be written.
+    permissions a new file gets under the umask, once it passed onnx's checker (the full check with shape
+    inference when the input passed it). ``protected``: files (the input and the data files it reads) that must
+    not be written.
     """
     path = Path(path)
     check_output_path(path)
@@ -76,6 +78,9 @@ def save_model(
                     model.graph.register_initializer(value)
             if sparse:
                 _write_sparse(staged, [form for _, form in sparse])
+            problem = checker_problem(staged, full=model.meta.get(FULL_CHECK_META_KEY, False))
+            if problem is not None:
+                raise OnnxShareError(f"the rewritten model fails onnx's checker, so {path} was not written: {problem}")
             mode = 0o666 & ~_umask()
             for target in targets[::-1]:  # the data file first: the model file appears only once complete
                 source = Path(tmp) / target.name
