@@ -16,7 +16,7 @@ import onnx_ir as ir
 import onnx_ir.passes.common
 
 from onnx_share.errors import OnnxShareError
-from onnx_share.io.checker import FULL_CHECK_META_KEY, checker_problem
+from onnx_share.io.checker import CHECK_LEVEL_META_KEY, check_level, structure_problem
 from onnx_share.io.sparse import densify_sparse_tensors
 
 # onnxruntime 1.31 loads IR versions up to 13 and default-domain opsets up to 26 (measured; see DESIGN.md).
@@ -38,6 +38,7 @@ def load_model(source: ModelSource) -> ir.Model:
     outputs) become initializers under the same value name.
     """
     checked: onnx.ModelProto | Path | None = None
+    proto = None
     name = "model"
     if isinstance(source, ir.Model):
         model = source
@@ -49,10 +50,10 @@ def load_model(source: ModelSource) -> ir.Model:
         checked = proto
     else:
         checked, name = Path(source), str(source)
-        model = _load_path(checked)
+        model, proto = _load_path(checked)
     check_loadable(model)
-    if checked is not None:
-        _check_structure(checked, name, model)
+    if proto is not None and checked is not None:
+        _check_structure(proto, checked, name, model)
     _detach_legacy_initializer_inputs(model)
     try:
         onnx_ir.passes.common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
@@ -82,17 +83,16 @@ def _detach_legacy_initializer_inputs(model: ir.Model) -> None:
     model.ir_version = FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS
 
 
-def _check_structure(source: onnx.ModelProto | Path, name: str, model: ir.Model) -> None:
-    """Refuse what onnx's checker finds structurally wrong (undefined inputs, cycles, bad attributes...); note
-    on ``model`` whether the full check with shape inference passes too."""
-    full = checker_problem(source, full=True) is None
-    problem = None if full else checker_problem(source, full=False)
+def _check_structure(proto: onnx.ModelProto, source: onnx.ModelProto | Path, name: str, model: ir.Model) -> None:
+    """Refuse a graph that cannot run (a value nothing defines, a cycle); note on ``model`` the level of onnx's
+    checker ``source`` passes, which its outputs will be held to."""
+    problem = structure_problem(proto.graph)
     if problem is not None:
         raise OnnxShareError(f"{name}: not a valid ONNX model: {problem}")
-    model.meta[FULL_CHECK_META_KEY] = full
+    model.meta[CHECK_LEVEL_META_KEY] = check_level(source)[0]
 
 
-def _load_path(path: Path) -> ir.Model:
+def _load_path(path: Path) -> tuple[ir.Model, onnx.ModelProto]:
     if not path.exists():
         raise OnnxShareError(f"{path}: no such file")
     if path.is_dir():
@@ -113,7 +113,7 @@ def _load_path(path: Path) -> ir.Model:
     if model.ir_version is None or model.ir_version < 1 or (len(model.graph) == 0 and not model.graph.outputs):
         raise OnnxShareError(f"{path}: not an ONNX model (no IR version or empty graph)")
     _check_external_data(model, path.parent)
-    return model
+    return model, proto
 
 
 def _check_external_data(model: ir.Model, model_dir: Path) -> None:

@@ -14,7 +14,7 @@ import onnx
 import onnx_ir as ir
 
 from onnx_share.errors import OnnxShareError
-from onnx_share.io.checker import FULL_CHECK_META_KEY, checker_problem
+from onnx_share.io.checker import CHECK_LEVEL_META_KEY, checker_problem
 from onnx_share.io.sparse import sparse_constant, sparse_form
 
 # Protobuf cannot serialize a message of 2 GiB or more: larger models must keep weights in external data.
@@ -52,8 +52,8 @@ def save_model(
     so only when the model would not fit in one protobuf (2 GiB). Main-graph initializers whose ``meta`` has
     :data:`SPARSE_META_KEY` are stored sparse (``Constant`` nodes with a ``sparse_value``) where that is
     smaller. Every file is written under a temporary name in the output folder and renamed into place, with the
-    permissions a new file gets under the umask, once it passed onnx's checker (the full check with shape
-    inference when the input passed it). ``protected``: files (the input and the data files it reads) that must
+    permissions a new file gets under the umask, once it passed onnx's checker at the level the input passed
+    (full, with shape inference; basic; none). ``protected``: files (the input and the data files it reads) that must
     not be written.
     """
     path = Path(path)
@@ -78,7 +78,8 @@ def save_model(
                     model.graph.register_initializer(value)
             if sparse:
                 _write_sparse(staged, [form for _, form in sparse])
-            problem = checker_problem(staged, full=model.meta.get(FULL_CHECK_META_KEY, False))
+            level = model.meta.get(CHECK_LEVEL_META_KEY, "basic")
+            problem = None if level == "none" else checker_problem(staged, full=level == "full")
             if problem is not None:
                 raise OnnxShareError(f"the rewritten model fails onnx's checker, so {path} was not written: {problem}")
             mode = 0o666 & ~_umask()

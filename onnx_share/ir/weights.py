@@ -3,8 +3,10 @@
 A weight is a float32/float16/bfloat16 initializer (main graph or any ``If``/``Loop``/``Scan`` body; the
 loader has lifted ``Constant`` nodes to initializers) that feeds the weight input of a compute op, possibly through
 ``Identity``, a float-to-float ``Cast`` or a ``Transpose``. Its output-channel axis (the axis that indexes the
-consumer's output features) and reduction axis come from the consumer. Everything else is reported as
-skipped with a reason.
+consumer's output features) and reduction axis come from the consumer. It may also feed data inputs of other
+ops (a ``Slice`` of an LSTM weight, an ``Add``): they read the decoded tensor. Only inputs that set a shape,
+an integer ``Cast``, an operator outside the default domain or a graph output forbid rewriting it. Everything
+else is reported as skipped with a reason.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ PASS_THROUGH_OPS = frozenset({"Identity", "Cast", "Transpose"})
 # Ops that read only a tensor's shape: a rewritten tensor of the same shape serves them unchanged.
 SHAPE_READERS = frozenset({"Shape", "Size"})
 RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
+# Float inputs that set an output's shape; other shape inputs (Reshape, Slice, Expand, Tile...) are integer.
+FLOAT_SHAPE_INPUTS = frozenset({("Resize", 2), ("Upsample", 1)})
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,10 @@ def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | Non
                 continue
             use = _weight_use(node, index, len(axes))
             if use is None:
-                return [], f"also feeds {node.op_type} input {index}, which is not a weight input"
+                veto = _veto(node, index)
+                if veto is not None:
+                    return [], veto
+                continue  # a data input: it reads the decoded tensor like the original
             found.append(
                 WeightUse(
                     use.op_type,
@@ -170,6 +177,18 @@ def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | Non
     if not found:
         return [], "not a weight of a compute op"
     return found, None
+
+
+def _veto(node: ir.Node, index: int) -> str | None:
+    """Why a non-weight use of a float tensor forbids rewriting it, or None for a plain data input (which
+    reads the decoded tensor, of the same name, dtype and shape, like the original)."""
+    if node.domain not in DEFAULT_DOMAINS:
+        return f"also feeds {node.domain}::{node.op_type} input {index}, an operator onnx-share does not know"
+    if (node.op_type, index) in FLOAT_SHAPE_INPUTS:
+        return f"also feeds {node.op_type} input {index}, which sets a shape"
+    if node.op_type == "Cast":
+        return "also feeds a Cast to an integer type"
+    return None
 
 
 def _pass_through(node: ir.Node, axes: tuple[int, ...]) -> tuple[int, ...] | None:

@@ -14,7 +14,7 @@ from helpers import DIGITS_DIR, tensor_info
 
 from onnx_share.api import optimize
 from onnx_share.errors import OnnxShareError
-from onnx_share.io.checker import FULL_CHECK_META_KEY, checker_problem
+from onnx_share.io.checker import CHECK_LEVEL_META_KEY, checker_problem
 from onnx_share.io.load import load_model
 
 
@@ -44,7 +44,7 @@ def test_structurally_broken_inputs_are_refused_in_one_line(case: str, tmp_path:
 
 def test_the_full_check_is_kept_for_inputs_that_pass_it(tmp_path: Path) -> None:
     model = load_model(DIGITS_DIR / "digits_cnn.onnx")
-    assert model.meta[FULL_CHECK_META_KEY] is True
+    assert model.meta[CHECK_LEVEL_META_KEY] == "full"
     path = optimize(DIGITS_DIR / "digits_cnn.onnx", {"default": {"bits": 4}}).save(tmp_path / "out.onnx")
     assert checker_problem(path, full=True) is None
 
