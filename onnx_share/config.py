@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from onnx_share.errors import OnnxShareError
-from onnx_share.numerics.kmeans import INIT_METHODS
 
 Scheme = Literal["codebook", "uniform"]
 Granularity = Literal["auto", "tensor", "channel", "group"]
@@ -86,6 +84,8 @@ class WeightSpec:
             raise OnnxShareError(f"clusters must be from 2 to {MAX_CLUSTERS}, got {self.clusters}")
         if self.group_size < 1:
             raise OnnxShareError(f"group_size must be positive, got {self.group_size}")
+        from onnx_share.numerics.kmeans import INIT_METHODS  # here: numpy stays out of ``onnx-share --help``
+
         if self.init not in INIT_METHODS:
             raise OnnxShareError(f"init must be one of {', '.join(INIT_METHODS)}, got {self.init!r}")
 
@@ -99,9 +99,11 @@ class WeightSpec:
         """Bits needed to address ``num_clusters`` entries."""
         return max(1, (self.num_clusters - 1).bit_length())
 
-    def updated(self, changes: Mapping[str, Any]) -> WeightSpec:
-        """A copy with ``changes`` applied (unknown keys are an error naming the key)."""
-        return dataclasses.replace(self, **_checked_fields(WeightSpec, changes, "weight spec"))
+    def updated(self, changes: Mapping[str, Any], what: str = "weight spec") -> WeightSpec:
+        """A copy with ``changes`` applied (unknown keys and mistyped values are errors naming the key)."""
+        if isinstance(changes, Mapping) and changes.get("scheme") in SCHEME_ALIASES:
+            changes = {**changes, "scheme": SCHEME_ALIASES[changes["scheme"]]}
+        return dataclasses.replace(self, **_checked_fields(WeightSpec, changes, what))
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,17 @@ class ValidationConfig:
     enabled: bool = True
     min_top1: float | None = None
     layerwise: bool = False
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise OnnxShareError(f"validation.samples must be at least 1, got {self.samples}")
+        if not -1.0 <= self.min_cosine <= 1.0:
+            raise OnnxShareError(f"validation.min_cosine must be in [-1, 1], got {self.min_cosine}")
+        if self.min_top1 is not None and not 0.0 <= self.min_top1 <= 1.0:
+            raise OnnxShareError(f"validation.min_top1 must be in [0, 1], got {self.min_top1}")
+        for key in ("atol", "rtol"):
+            if (getattr(self, key) or 0.0) < 0.0:
+                raise OnnxShareError(f"validation.{key} must not be negative, got {getattr(self, key)}")
 
 
 PASS_NAMES: tuple[str, ...] = ("fold-qdq", "share", "lowrank", "prune", "compress")
@@ -226,10 +239,7 @@ class OptimizeConfig:
             raise OnnxShareError(f"min_elements must be positive, got {self.min_elements}")
         for where, overrides in (("op_types", self.op_types), ("tensors", self.tensors)):
             for key, changes in overrides.items():
-                try:
-                    self.default.updated(changes)
-                except OnnxShareError as exc:
-                    raise OnnxShareError(f"{where}[{key!r}]: {exc}") from exc
+                self.default.updated(changes, f"{where}[{key!r}]")
 
     def spec_for(self, tensor_name: str, op_types: Iterable[str]) -> WeightSpec:
         """The spec for one tensor: default, then the overrides for all its consumers' op types (merged), then
@@ -277,7 +287,7 @@ class OptimizeConfig:
         """Build a config from a dict as written by :meth:`to_dict` (every key optional)."""
         fields = _checked_fields(cls, data, "config")
         if "default" in fields:
-            fields["default"] = WeightSpec().updated(fields["default"])
+            fields["default"] = WeightSpec().updated(fields["default"], "default")
         if "validation" in fields:
             validation = _checked_fields(ValidationConfig, fields["validation"], "validation")
             validation["inputs"] = tuple(validation.get("inputs", ()))
@@ -315,6 +325,10 @@ class OptimizeConfig:
 
 def load_config(path: str | Path) -> OptimizeConfig:
     """Read a config from a ``.json``, ``.yaml`` or ``.yml`` file."""
+    import json
+
+    import yaml  # here: building the command-line parser should not pay for it
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -332,10 +346,65 @@ def load_config(path: str | Path) -> OptimizeConfig:
 
 
 def _checked_fields(cls: type, data: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """``data`` as keyword arguments for ``cls``: unknown keys and values of the wrong type are errors naming the
+    key, the value and what it should be."""
     if not isinstance(data, Mapping):
         raise OnnxShareError(f"{what} must be a mapping, got {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise OnnxShareError(f"unknown {what} key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if not _fits(value, hints[key]):
+            raise OnnxShareError(f"{what}.{key} must be {_describe(hints[key])}, got {value!r}")
     return dict(data)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a config value read from JSON/YAML (or given in Python) has the type a field declares."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin is Literal:
+        return isinstance(value, str) and value in args
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        return isinstance(value, list | tuple) and all(_fits(item, args[0]) for item in value)
+    if origin is Mapping or origin is dict:
+        return isinstance(value, Mapping) and all(
+            isinstance(k, str) and _fits(v, args[1]) for k, v in value.items()
+        )
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, Mapping | hint)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    """What a value of type ``hint`` looks like, in the words of a config file."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [_describe(arg) for arg in args if arg is not type(None)]
+        return " or ".join(kinds) + (" or null" if type(None) in args else "")
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    if hint is Any:
+        return "any value"
+    if origin is Mapping or origin is dict:
+        return f"a mapping of names to {_describe(args[1])}"
+    if dataclasses.is_dataclass(hint):
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))

@@ -44,3 +44,21 @@ def test_old_scheme_and_pass_names_are_read() -> None:
     assert config.default.scheme == "codebook"
     assert config.pass_names == ("fold-qdq", "compress")
     assert OptimizeConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"default": {"bits": True}}, "default.bits must be an integer, got True"),
+    ({"include": "W1"}, "config.include must be a list of strings, got 'W1'"),
+    ({"passes": "share,cluster"}, "config.passes must be a list of strings or null, got 'share,cluster'"),
+    ({"default": {"clusters": "16"}}, "default.clusters must be an integer or null, got '16'"),
+    ({"default": {"group_size": "big"}}, "default.group_size must be an integer, got 'big'"),
+    ({"op_types": ["MatMul"]}, "config.op_types must be a mapping"),
+    ({"op_types": {"MatMul": {"bits": "4"}}}, "op_types['MatMul'].bits must be an integer, got '4'"),
+    ({"validation": {"min_cosine": "high"}}, "validation.min_cosine must be a number, got 'high'"),
+    ({"validation": {"samples": 0}}, "validation.samples must be at least 1, got 0"),
+    ({"prune": {"sparse": "yes"}}, "prune.sparse must be true or false, got 'yes'"),
+])
+def test_config_values_are_type_checked_naming_the_key(data: dict, message: str) -> None:
+    with pytest.raises(OnnxShareError) as error:
+        OptimizeConfig.from_dict(data)
+    assert message in str(error.value)
