@@ -59,6 +59,8 @@ def load_model(source: ModelSource) -> ir.Model:
         onnx_ir.passes.common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
     except ValueError as exc:  # a Constant whose attribute the IR cannot turn into a tensor
         raise OnnxShareError(f"cannot read a Constant node: {exc}") from exc
+    if proto is not None:
+        _check_tensor_data(model)
     return model
 
 
@@ -114,6 +116,21 @@ def _load_path(path: Path) -> tuple[ir.Model, onnx.ModelProto]:
         raise OnnxShareError(f"{path}: not an ONNX model (no IR version or empty graph)")
     _check_external_data(model, path.parent)
     return model, proto
+
+
+def _check_tensor_data(model: ir.Model) -> None:
+    """Refuse an inline tensor whose data does not fill its declared shape, naming it."""
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            tensor = value.const_value
+            if tensor is None or isinstance(tensor, ir.ExternalTensor):
+                continue
+            try:
+                tensor.numpy()
+            except ValueError as exc:
+                raise OnnxShareError(
+                    f"initializer {value.name!r}: its data does not match its shape {list(tensor.shape)} ({exc})"
+                ) from exc
 
 
 def _check_external_data(model: ir.Model, model_dir: Path) -> None:

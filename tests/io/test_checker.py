@@ -52,3 +52,15 @@ def test_the_full_check_is_kept_for_inputs_that_pass_it(tmp_path: Path) -> None:
 def test_checker_problem_names_what_is_wrong(rng: np.random.Generator) -> None:
     model = _broken([oh.make_node("MatMul", ["x", "W"], ["h"]), oh.make_node("Add", ["h", "nowhere"], ["y"])], rng)
     assert "nowhere" in checker_problem(model, full=False)
+
+
+def test_a_tensor_whose_data_does_not_fill_its_shape_is_named(tmp_path: Path) -> None:
+    weight = onh.from_array(np.ones((10, 10), np.float32), "W")
+    weight.dims[:] = [10, 20]
+    graph = oh.make_graph([oh.make_node("MatMul", ["x", "W"], ["y"])], "g",
+                          [tensor_info("x", onnx.TensorProto.FLOAT, [1, 10])],
+                          [tensor_info("y", onnx.TensorProto.FLOAT, [1, 20])], initializer=[weight])
+    path = tmp_path / "bad.onnx"
+    onnx.save_model(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 17)], ir_version=8), path)
+    with pytest.raises(OnnxShareError, match=r"initializer 'W': its data does not match its shape \[10, 20\]"):
+        optimize(path, {"min_elements": 16})
