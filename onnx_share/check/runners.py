@@ -56,4 +56,4 @@ def run_runners(runners: Sequence[BaseRunner], samples: Sequence[Mapping[str, np
         with contextlib.redirect_stdout(io.StringIO()), G_LOGGER.verbosity(G_LOGGER.ERROR):
             return Comparator.run(list(runners), data_loader=list(samples))
     except Exception as exc:  # Polygraphy wraps runtime failures in several exception types
-        raise OnnxShareError(f"could not run the models: {first_line(exc)}") from exc
+        raise OnnxShareError(f"onnxruntime failed: {first_line(exc)}") from exc

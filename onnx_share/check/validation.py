@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import onnx
 
-from onnx_share.check.feeds import input_metadata, prepare_feeds
+from onnx_share.check.feeds import Feeds, NotValidated, input_metadata, prepare_feeds
 from onnx_share.check.layerwise import shared_tensors
 from onnx_share.check.metrics import layer_stats, output_stats, shape_mismatch
 from onnx_share.check.runners import onnxrt_runner, run_runners
@@ -39,11 +39,13 @@ def compare_models(original: ModelFile, rewritten: ModelFile, config: Validation
     if config.layerwise and not layers:
         notes.append("layer-wise: the models share no intermediate tensor name; nothing to localize")
     extra = [t.name for t in layers if t.name not in set(output_names)]
-    runs = run_runners(
-        [onnxrt_runner(reference, RUNNER_NAMES[0], extra), onnxrt_runner(candidate, RUNNER_NAMES[1], extra)],
-        feeds.samples,
-    )
-    reference_runs, rewritten_runs = runs[RUNNER_NAMES[0]], runs[RUNNER_NAMES[1]]
+    reference_runs = _run_original(reference, extra, feeds)
+    try:
+        rewritten_runs = run_runners([onnxrt_runner(candidate, RUNNER_NAMES[1], extra)], feeds.samples)[
+            RUNNER_NAMES[1]
+        ]
+    except OnnxShareError as exc:
+        raise OnnxShareError(f"the rewritten model fails on inputs the original runs ({exc})") from exc
     outputs = []
     for name in (n for n in output_names if n in candidate_outputs):
         pair = [r[name] for r in reference_runs], [r[name] for r in rewritten_runs]
@@ -72,7 +74,23 @@ def compare_models(original: ModelFile, rewritten: ModelFile, config: Validation
         layers=layer_rows,
         first_divergence=first,
         notes=notes,
+        synthetic=feeds.synthetic,
     )
+
+
+def _run_original(model: ProtoModel, extra: list[str], feeds: Feeds) -> list:
+    """The original's outputs (run first, alone); a failure on synthesized inputs means they do not fit the
+    model, which is said in one line naming the inputs to provide."""
+    try:
+        return run_runners([onnxrt_runner(model, RUNNER_NAMES[0], extra)], feeds.samples)[RUNNER_NAMES[0]]
+    except OnnxShareError as exc:
+        if not feeds.synthetic:
+            raise OnnxShareError(f"the original model fails on the given inputs ({exc})") from exc
+        made = ", ".join(f"{a.name!r} {a.shapes[0]} ({a.made})" for a in feeds.arrays())
+        raise NotValidated(
+            f"the original model fails on synthesized inputs {made} ({exc}); give real samples with --inputs "
+            "or shapes with --input-shapes"
+        ) from exc
 
 
 def _check_same_inputs(original: onnx.ModelProto, rewritten: onnx.ModelProto) -> None:

@@ -102,6 +102,7 @@ class InputArray:
     name: str
     dtype: str
     shapes: list[list[int]]
+    made: str = "given"
 
 
 @dataclass
@@ -119,6 +120,7 @@ class ValidationReport:
     layers: list[LayerStats] = field(default_factory=list)
     first_divergence: str | None = None
     notes: list[str] = field(default_factory=list)
+    synthetic: bool = False
 
     @property
     def first_divergent_layer(self) -> LayerStats | None:

@@ -23,7 +23,7 @@ from onnx_share.report.data import (
     ValidationReport,
     WeightHistogram,
 )
-from onnx_share.report.text import size
+from onnx_share.report.text import SMOKE_TEST_NOTE, size
 
 SIZE_CHART_ROWS = 15
 TABLE_ROWS = 40
@@ -103,6 +103,9 @@ def _verdict(report: Report | CompareReport) -> str:
     if report.validation is None:
         return '<span class="badge none">NOT VALIDATED</span>'
     passed = report.passed if isinstance(report, CompareReport) else report.validation.passed
+    if report.validation.synthetic:
+        word = "SMOKE TEST: WITHIN TOLERANCE" if passed else "SMOKE TEST: DRIFTED"
+        return f'<span class="badge {"none" if passed else "fail"}">{word}</span>'
     return f'<span class="badge {"pass" if passed else "fail"}">{"PASS" if passed else "FAIL"}</span>'
 
 
@@ -133,13 +136,14 @@ def _outputs_section(v: ValidationReport | None) -> str:
     if v is None:
         return '<p class="muted">The models were not compared (validation was switched off).</p>'
     tolerance = ", ".join(f"{k} {val:g}" for k, val in v.tolerances.items() if val is not None)
-    parts = [_output_table(v.outputs),
+    parts = [f'<p class="callout">{html.escape(SMOKE_TEST_NOTE)}.</p>' if v.synthetic else "",
+             _output_table(v.outputs),
              f'<p class="muted">{html.escape(v.inputs)}, {v.samples} sample(s); a tensor fails below the '
              f"tolerances ({html.escape(tolerance)}); integer and bool tensors must match exactly.</p>"]
     if v.input_arrays:
-        rows = [[a.name, a.dtype, "; ".join(str(s) for s in a.shapes[:5]) + (" …" if len(a.shapes) > 5 else "")]
-                for a in v.input_arrays]
-        parts.append("<h3>Inputs used</h3>" + _table(["input", "dtype", "shape per sample"], rows))
+        rows = [[a.name, a.dtype, "; ".join(str(s) for s in a.shapes[:5]) + (" …" if len(a.shapes) > 5 else ""),
+                 a.made] for a in v.input_arrays]
+        parts.append("<h3>Inputs used</h3>" + _table(["input", "dtype", "shape per sample", "values"], rows))
     if v.ignored_arrays:
         parts.append(f'<p class="muted">Arrays in the input files that are not model inputs, ignored: '
                      f"{html.escape(', '.join(v.ignored_arrays))}</p>")

@@ -72,9 +72,30 @@ def compare_summary(report: CompareReport) -> str:
     return "\n".join(lines)
 
 
+SMOKE_TEST_NOTE = (
+    "synthesized inputs show that the graph runs and how far raw outputs drift; they say nothing about accuracy "
+    "(give real samples with --inputs)"
+)
+
+
+def verdict_title(v: ValidationReport) -> str:
+    """What the comparison was: a smoke test on synthesized inputs, or a validation on given ones."""
+    return "smoke test" if v.synthetic else "validation"
+
+
+def verdict_word(v: ValidationReport) -> str:
+    """The comparison's outcome in words that do not overstate a smoke test."""
+    if v.synthetic:
+        return "outputs within tolerance" if v.passed else "outputs drifted beyond tolerance"
+    return "PASS" if v.passed else "FAIL"
+
+
 def validation_lines(v: ValidationReport) -> list[str]:
     """The console account of a comparison: verdict, one line per output, where the models first diverge."""
-    lines = [f"validation ({v.inputs}, {v.samples} sample(s)): {'PASS' if v.passed else 'FAIL'}"]
+    lines = [f"{verdict_title(v)} ({v.inputs}, {v.samples} sample(s)): {verdict_word(v)}"]
+    if v.synthetic:
+        lines.append("  " + SMOKE_TEST_NOTE)
+        lines.append("  inputs: " + "; ".join(f"{a.name} {a.shapes[0]} {a.made}" for a in v.input_arrays))
     lines.extend(f"  {_output_line(o)}" for o in v.outputs)
     if v.layerwise:
         compared = [layer for layer in v.layers if layer.skipped is None]
