@@ -161,6 +161,8 @@ def synthesize_feeds(
         if dtype.kind in "OSU":
             raise NotValidated(f"input {name!r} is a string tensor, which cannot be synthesized; give samples "
                                "with --inputs")
+        if dtype.name == "bfloat16":
+            raise NotValidated(f"input {name!r} is bfloat16, which onnxruntime's Python API cannot be fed")
         shape = [d if isinstance(d, int) and d >= 0 else (DYNAMIC_BATCH if i == 0 else DYNAMIC_DIM)
                  for i, d in enumerate(dims)]
         if shape != dims:

@@ -94,7 +94,7 @@ def _min_opset(weight: WeightTensor, spec: WeightSpec, layout: tuple[str, int | 
     needed = [QUANT_TYPES[spec.bits][4]]
     if axis is not None:
         needed.append(BLOCKED_MIN_OPSET if block_size is not None else PER_AXIS_MIN_OPSET)
-    if weight.dtype != ir.DataType.FLOAT:
+    if weight.dtype == ir.DataType.FLOAT16:
         needed.append(HALF_SCALE_MIN_OPSET)
     return max(needed)
 
@@ -110,7 +110,7 @@ def _rewrite(
     original = weight.numpy()
     grid = quantize_uniform(
         original, spec.bits, symmetric=spec.symmetric, axis=axis, block_size=block_size,
-        scale_dtype=original.dtype,
+        scale_dtype=np.float32 if weight.dtype == ir.DataType.BFLOAT16 else original.dtype,
     )
     nodes, initializers = _dequantize_graph(weight, spec, grid, names)
     stored = sum(v.const_value.nbytes for v in initializers if v.const_value is not None)
@@ -119,6 +119,8 @@ def _rewrite(
         return refused
     replace_weight(weight, nodes, initializers)
     decoded = grid.dequantize(np.float32).astype(original.dtype)
+    if weight.dtype == ir.DataType.BFLOAT16:
+        notes.append("float32 scales and a Cast to bfloat16: onnxruntime has no bfloat16 DequantizeLinear kernel")
     return tensor_row(
         weight,
         bytes_before=int(original.nbytes),
@@ -155,7 +157,10 @@ def _dequantize_graph(
     if grid.block_size is not None:
         attributes["block_size"] = grid.block_size
     dequantize = node("DequantizeLinear", inputs, f"{name}/decode/DequantizeLinear", names, **attributes)
-    return [dequantize], inputs
+    if weight.dtype != ir.DataType.BFLOAT16:
+        return [dequantize], inputs
+    cast = node("Cast", [dequantize.outputs[0]], f"{name}/decode/Cast", names, to=ir.DataType.BFLOAT16)
+    return [dequantize, cast], inputs
 
 
 def _refused(weight: WeightTensor, spec: WeightSpec, need: int, blockers: list[str]) -> TensorReport:
