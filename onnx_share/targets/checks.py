@@ -30,8 +30,8 @@ import onnx.numpy_helper as onh
 from onnx_share.errors import OnnxShareError
 from onnx_share.io.load import MAX_IR_VERSION, MAX_OPSET
 from onnx_share.io.proto import DEFAULT_DOMAINS, ModelFile, ProtoModel, constant_tensors
+from onnx_share.targets import TARGETS
 
-TARGETS: tuple[str, ...] = ("tensorrt", "onnxruntime")
 Severity = Literal["error", "warning"]
 T = onnx.TensorProto
 
@@ -339,6 +339,13 @@ def ort_float4(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding]:
             return
 
 
+def ort_bfloat16_dequantize(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding]:
+    """DequantizeLinear with bfloat16 scales (a bfloat16 output) has no onnxruntime CPU kernel."""
+    if node.op_type == "DequantizeLinear" and len(node.input) > 1 and view.dtype(node.input[1]) == T.BFLOAT16:
+        yield _finding(node, "bfloat16-dequantize", f"scale {node.input[1]} is BFLOAT16: onnxruntime has no CPU "
+                       "kernel for DequantizeLinear with bfloat16 scales (use float32 scales and a Cast)")
+
+
 def ort_gather_indices(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding]:
     """Gather indices must be INT32 or INT64 (cast packed codebook indices first)."""
     if node.op_type in GATHER_OPS and len(node.input) > 1:
@@ -359,7 +366,8 @@ def ort_int64_indices(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding
 
 RULES: dict[str, tuple[Rule, ...]] = {
     "tensorrt": (trt_zero_point, trt_dequantize_type, trt_blocked, trt_uint8, trt_gather_data, trt_missing_types),
-    "onnxruntime": (ort_dequantize_matmul, ort_dequantize_conv, ort_float4, ort_gather_indices, ort_int64_indices),
+    "onnxruntime": (ort_dequantize_matmul, ort_dequantize_conv, ort_float4, ort_bfloat16_dequantize,
+                    ort_gather_indices, ort_int64_indices),
 }
 MODEL_RULES: dict[str, Callable[[onnx.ModelProto], Iterator[Finding]]] = {
     "tensorrt": lambda model: iter(()),

@@ -1,0 +1,88 @@
+"""``onnx-share optimize``: compress a model's weights, save it, validate it, write the reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from onnx_share.cli import EXAMPLES, EXIT_CHECK_FAILED, EXIT_OK
+from onnx_share.cli.args import (
+    CompressionArgs,
+    OptimizeValidationArgs,
+    PassArgs,
+    ReportArgs,
+    TensorRTArgs,
+    VerbosityArgs,
+)
+from onnx_share.errors import OnnxShareError
+
+COMPRESSION = CompressionArgs()
+PASSES = PassArgs()
+REPORTS = ReportArgs("write a self-contained HTML report here (size per tensor, weight histograms, per-layer "
+                     "error chart; implies --layerwise)")
+VALIDATION = OptimizeValidationArgs()
+TENSORRT = TensorRTArgs()
+VERBOSITY = VerbosityArgs("-v: INFO logs and tracebacks; -vv: DEBUG")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``optimize`` command and its flags."""
+    parser = subparsers.add_parser(
+        "optimize",
+        help="compress a model's weights and validate the result",
+        description="Compress weights of IN into OUT, then compare both in onnxruntime.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("input", help="the ONNX model to read (never modified)")
+    parser.add_argument("output", help="where to write the rewritten model")
+    COMPRESSION.add_to(parser)
+    PASSES.add_to(parser)
+    REPORTS.add_to(parser)
+    parser.add_argument("--external-data", action="store_true", default=None,
+                        help="store tensors in OUT.data beside OUT (automatic above 2 GB)")
+    VALIDATION.add_to(parser)
+    TENSORRT.add_to(parser)
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar (default: when stderr is a terminal)")
+    VERBOSITY.add_to(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Optimize ``args.input`` into ``args.output``; exit 3 when ``--check`` finds a failure."""
+    from onnx_share.api import optimize
+    from onnx_share.check.feeds import check_validation_inputs
+    from onnx_share.io.save import same_file
+
+    if same_file(args.input, args.output):
+        raise OnnxShareError(f"output {args.output} is the input file; choose another output path")
+    config = PASSES.apply(args, COMPRESSION.load(args))
+    if args.external_data:
+        config = config.updated(external_data=True)
+    config = VALIDATION.apply(args, config, layerwise_default=REPORTS.wants_layerwise(args))
+    tensorrt = TENSORRT.options(args)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    if config.validation.enabled:  # before any work: unreadable input files or unknown input names
+        check_validation_inputs(args.input, config.validation)
+    result = optimize(args.input, config, progress=progress)
+    result.save(args.output)
+    result.report.command = args.command_line
+    strict = VALIDATION.exit_on_failure(args)
+    status = EXIT_OK
+    if config.validation.enabled:
+        validation = result.validate(config.validation)
+        if strict and not validation.passed:
+            status = EXIT_CHECK_FAILED
+    if tensorrt is not None:
+        from onnx_share.targets.tensorrt import run_tensorrt
+
+        target = run_tensorrt(args.output, config.validation, tensorrt)
+        result.report.targets.append(target)
+        if strict and target.passed is False:
+            status = EXIT_CHECK_FAILED
+    written = REPORTS.write(args, result.report)
+    print(result.report.summary())
+    print(f"wrote {', '.join([str(args.output), *written])}")
+    if status == EXIT_CHECK_FAILED:
+        print("check failed: an output is outside the tolerances", file=sys.stderr)
+    return status
