@@ -4,6 +4,7 @@ the model's declared inputs."""
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,9 @@ def load_inputs(paths: Iterable[str | os.PathLike]) -> list[dict[str, np.ndarray
     """One feed dict per ``.npz`` file (array names are model input names)."""
     samples = []
     for path in paths:
+        if not zipfile.is_zipfile(path):
+            raise OnnxShareError(f"inputs {path}: not an .npz file (numpy.savez writes one, with arrays named after "
+                                 "the model inputs)")
         try:
             with np.load(path, allow_pickle=False) as data:
                 samples.append({name: data[name] for name in data.files})

@@ -23,7 +23,7 @@ from onnx_share.io.proto import ProtoModel, first_line
 
 # onnxruntime resolves external data of a model given as bytes relative to this folder.
 EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
-ORT_ERRORS_ONLY = 3  # onnxruntime log severity: old-opset and optimizer warnings are not the user's concern
+ORT_QUIET = 4  # onnxruntime log severity FATAL: its warnings and errors reach the user through our own messages
 
 
 def onnxrt_session(model: str | bytes, folder: Path | None = None) -> Callable[[], ort.InferenceSession]:
@@ -31,7 +31,7 @@ def onnxrt_session(model: str | bytes, folder: Path | None = None) -> Callable[[
 
     def load() -> ort.InferenceSession:
         options = ort.SessionOptions()
-        options.log_severity_level = ORT_ERRORS_ONLY
+        options.log_severity_level = ORT_QUIET
         if folder is not None and isinstance(model, bytes):
             options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, str(folder))
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

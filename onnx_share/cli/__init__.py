@@ -1,13 +1,10 @@
-"""The ``onnx-share`` command line: argument groups (``args``) that add their flags and apply them to the config,
-one module per command (``optimize``, ``inspect``, ``compare``, ``check``), and ``main`` gluing them together.
-
-Only light modules are imported at the top of each, so ``onnx-share --help`` loads no numpy, onnx, onnxruntime
-or Polygraphy; a command imports what it needs inside its ``run``.
-"""
+"""The ``onnx-share`` command line: argument groups that add their flags and apply them to the config, one module
+per command, and ``main`` gluing them together (heavy modules are imported inside each command's ``run``)."""
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHECK_FAILED = 3
+EXIT_NOT_VALIDATED = 4
 
 EXAMPLES = """examples:
   onnx-share optimize model.onnx small.onnx --bits 4
@@ -21,5 +18,9 @@ EXAMPLES = """examples:
   onnx-share check --target tensorrt small.onnx
 
 exit codes: 0 ok, 1 error (bad input or options), 2 usage,
-            3 --check failed, compare found an output outside the tolerances, or check found an error
+            3 --check failed, compare found an output outside the tolerances, or check found an error,
+            4 not validated: the models could not be compared (an input that cannot be synthesized, or an
+              original that fails on the synthesized inputs); OUT was written
+Every output path is checked before any work. Once OUT is written (it passed onnx's checker) it stays, also
+when a later step fails: the summary and reports are still written, and the exit code says what happened.
 """

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from onnx_share.config import (
@@ -269,17 +270,27 @@ class ReportArgs:
         """Whether an HTML report, whose error chart is per layer, is asked for."""
         return bool(args.report_html)
 
+    def check(self, args: argparse.Namespace) -> None:
+        """Refuse, before any work, report paths that cannot be written."""
+        from onnx_share.io.save import check_output_path
+
+        for path in (args.report, args.report_html):
+            if path:
+                check_output_path(Path(path))
+
     def write(self, args: argparse.Namespace, report: Report | CompareReport) -> list[str]:
-        """Write the JSON and HTML reports the flags ask for; the paths written."""
+        """Write the JSON and HTML reports the flags ask for (atomically); the paths written."""
+        from onnx_share.io.save import write_text
+
         written = []
         if args.report:
-            report.write_json(args.report)
+            write_text(args.report, report.to_json())
             written.append(args.report)
         if args.report_html:
             from onnx_share.check.weight_diff import WeightDiff
             from onnx_share.io.proto import ProtoModel
             from onnx_share.report.data import CompareReport
-            from onnx_share.report.html import write_html_report
+            from onnx_share.report.html import render_html
 
             if isinstance(report, CompareReport):
                 original, rewritten = report.original_path, report.rewritten_path
@@ -288,7 +299,7 @@ class ReportArgs:
             if original and rewritten and report.compressed:
                 diff = WeightDiff(ProtoModel.read(original), ProtoModel.read(rewritten))
                 report.histograms = diff.histograms(report.compressed)
-            write_html_report(report, args.report_html)
+            write_text(args.report_html, render_html(report))
             written.append(args.report_html)
         return written
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from onnx_share.cli import EXAMPLES, EXIT_CHECK_FAILED, EXIT_OK
+from onnx_share.cli import EXAMPLES, EXIT_CHECK_FAILED, EXIT_NOT_VALIDATED, EXIT_OK
 from onnx_share.cli.args import CompareValidationArgs, ReportArgs, TensorRTArgs, VerbosityArgs
 
 VALIDATION = CompareValidationArgs()
@@ -36,9 +36,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare ``args.rewritten`` with ``args.original``; exit 3 when an output is outside the tolerances."""
     from onnx_share.api import compare
+    from onnx_share.check.feeds import NotValidated
 
-    report = compare(args.original, args.rewritten, VALIDATION.config(args), tensorrt=TENSORRT.options(args),
-                     command=args.command_line)
+    REPORTS.check(args)
+    try:
+        report = compare(args.original, args.rewritten, VALIDATION.config(args), tensorrt=TENSORRT.options(args),
+                         command=args.command_line)
+    except NotValidated as exc:
+        print(f"onnx-share: not validated: {exc}", file=sys.stderr)
+        return EXIT_NOT_VALIDATED
     written = REPORTS.write(args, report)
     print(report.summary())
     if written:

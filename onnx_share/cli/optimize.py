@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from onnx_share.cli import EXAMPLES, EXIT_CHECK_FAILED, EXIT_OK
+from onnx_share.cli import EXAMPLES, EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_NOT_VALIDATED, EXIT_OK
 from onnx_share.cli.args import (
     CompressionArgs,
     OptimizeValidationArgs,
@@ -51,8 +52,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Optimize ``args.input`` into ``args.output``; exit 3 when ``--check`` finds a failure."""
     from onnx_share.api import optimize
-    from onnx_share.check.feeds import check_validation_inputs
-    from onnx_share.io.save import same_file
+    from onnx_share.check.feeds import NotValidated, check_validation_inputs
+    from onnx_share.io.save import check_output_path, same_file
 
     if same_file(args.input, args.output):
         raise OnnxShareError(f"output {args.output} is the input file; choose another output path")
@@ -62,17 +63,27 @@ def run(args: argparse.Namespace) -> int:
     config = VALIDATION.apply(args, config, layerwise_default=REPORTS.wants_layerwise(args))
     tensorrt = TENSORRT.options(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    if config.validation.enabled:  # before any work: unreadable input files or unknown input names
+    check_output_path(Path(args.output))  # before any work: every output path, every input file
+    REPORTS.check(args)
+    if config.validation.enabled:
         check_validation_inputs(args.input, config.validation)
     result = optimize(args.input, config, progress=progress)
     result.save(args.output)
     result.report.command = args.command_line
     strict = VALIDATION.exit_on_failure(args)
-    status = EXIT_OK
+    status, problem = EXIT_OK, None
     if config.validation.enabled:
-        validation = result.validate(config.validation)
-        if strict and not validation.passed:
-            status = EXIT_CHECK_FAILED
+        try:
+            validation = result.validate(config.validation)
+        except NotValidated as exc:  # OUT stays: it was written and passed the checker
+            status, problem = EXIT_NOT_VALIDATED, f"not validated: {exc}"
+        except OnnxShareError as exc:
+            status, problem = EXIT_ERROR, f"validation failed: {exc}"
+        else:
+            if strict and not validation.passed:
+                status = EXIT_CHECK_FAILED
+        if problem is not None:
+            result.report.notes.append(problem)
     if tensorrt is not None:
         from onnx_share.targets.tensorrt import run_tensorrt
 
@@ -85,4 +96,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {', '.join([str(args.output), *written])}")
     if status == EXIT_CHECK_FAILED:
         print("check failed: an output is outside the tolerances", file=sys.stderr)
+    if problem is not None:
+        print(f"onnx-share: {problem}", file=sys.stderr)
     return status

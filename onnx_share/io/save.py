@@ -124,6 +124,21 @@ def _write_sparse(staged: Path, forms: list[onnx.SparseTensorProto]) -> None:
     onnx.save_model(proto, staged)
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, with the permissions a new file gets under the umask."""
+    path = Path(path)
+    check_output_path(path)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+            staged = Path(tmp) / path.name
+            staged.write_text(text, encoding="utf-8")
+            os.chmod(staged, 0o666 & ~_umask())
+            os.replace(staged, path)
+    except OSError as exc:
+        raise OnnxShareError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return path
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 # 2: "kind", "command", "targets"; per-output shape/dtype/top-1 agreement; layer-wise comparison; compare reports.
@@ -215,8 +214,9 @@ class Report:
         }
         return data
 
-    def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+    def to_json(self) -> str:
+        """The report as JSON text (docs/REPORT_SCHEMA.md)."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def summary(self) -> str:
         """The console account (:mod:`onnx_share.report.text`)."""
@@ -259,8 +259,9 @@ class CompareReport:
         data["passed"] = self.passed
         return data
 
-    def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+    def to_json(self) -> str:
+        """The report as JSON text (docs/REPORT_SCHEMA.md)."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def summary(self) -> str:
         """The console account (:mod:`onnx_share.report.text`)."""

@@ -9,9 +9,7 @@ import base64
 import datetime
 import html
 import json
-import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from onnx_share.report.data import (
     CompareReport,
@@ -62,15 +60,8 @@ p.muted, li.muted { color: #666; font-size: 13px; }
 """
 
 
-def write_html_report(report: Report | CompareReport, path: str | os.PathLike) -> Path:
-    """Write ``report`` as one HTML file (it renders what the report holds; nothing is read or run)."""
-    path = Path(path)
-    path.write_text(render_html(report), encoding="utf-8")
-    return path
-
-
 def render_html(report: Report | CompareReport) -> str:
-    """The page as a string."""
+    """The page as a string (it renders what the report holds; nothing is read or run)."""
     validation = report.validation
     sections = [
         ("outputs", "Outputs", _outputs_section(validation)),
