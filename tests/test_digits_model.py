@@ -11,10 +11,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import DIGITS_DIR
+from helpers import DIGITS_DIR
 
 import onnx_share
-from onnx_share.optimize import OptimizeResult
+from onnx_share.api import OptimizeResult
 
 MODEL = DIGITS_DIR / "digits_cnn.onnx"
 RECORDED_FLOAT_ACCURACY = 445 / 450  # models/digits_cnn/README.md, onnxruntime 1.31.1

@@ -15,14 +15,14 @@ import onnx.helper as oh
 import onnx.numpy_helper as onh
 import onnxruntime as ort
 import pytest
-from conftest import DIGITS_DIR, tensor_info
+from helpers import DIGITS_DIR, tensor_info
 
 from onnx_share import cli
+from onnx_share.api import optimize
+from onnx_share.check.validation import onnxrt_session
 from onnx_share.config import ValidationConfig
-from onnx_share.optimize import optimize
 from onnx_share.targets import tensorrt as trt_target
 from onnx_share.targets.checks import check_model
-from onnx_share.validation import onnxrt_session
 
 DIGITS = DIGITS_DIR / "digits_cnn.onnx"
 T = onnx.TensorProto
@@ -275,7 +275,7 @@ def test_trt_flag_says_unavailable_in_one_line(tmp_path: Path) -> None:
     if reason is None:
         pytest.skip("TensorRT and a GPU are present: test_tensorrt_engine_build covers --trt")
     path = _chain_model(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "onnx_share.cli", "compare", str(path), str(path), "--trt"],
+    done = subprocess.run([sys.executable, "-m", "onnx_share.cli.main", "compare", str(path), str(path), "--trt"],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if "TensorRT not available" in line]

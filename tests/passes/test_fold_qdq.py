@@ -17,12 +17,12 @@ import onnx.numpy_helper as onh
 import onnx_ir as ir
 import onnxruntime as ort
 import pytest
-from conftest import make_model, run, tensor_info
-from test_backend_models import CASES, _assert_identical, _feeds, _original_outputs
+from backend_cases import CASES, case_feeds, original_outputs
+from helpers import assert_identical, make_model, run, tensor_info
 
-from onnx_share.model_io import MAX_OPSET
+from onnx_share.io.load import MAX_OPSET
+from onnx_share.passes.base import PassOutcome
 from onnx_share.passes.fold_qdq import FoldQdqPass, QuantParams, quantize_linear, represents_exactly
-from onnx_share.passes.result import PassOutcome
 
 TP = onnx.TensorProto
 FLOAT, FLOAT16, BOOL = TP.FLOAT, TP.FLOAT16, TP.BOOL
@@ -412,15 +412,15 @@ def test_represents_exactly() -> None:
 
 @pytest.mark.parametrize("case_id", list(CASES))
 def test_backend_model_outputs_unchanged(case_id: str) -> None:
-    original = _original_outputs(case_id, False)
+    original = original_outputs(case_id, False)
     if isinstance(original, str):
         pytest.skip(original)
     out, _ = _fold(onnx.load(CASES[case_id].model))
     session = ort.InferenceSession(out.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     assert names == original[0]
-    for name, want, got in zip(names, original[1], session.run(None, _feeds(case_id)), strict=True):
-        _assert_identical(name, want, got)
+    for name, want, got in zip(names, original[1], session.run(None, case_feeds(case_id)), strict=True):
+        assert_identical(name, want, got)
 
 
 def _node_cases() -> dict[str, onnx.backend.test.case.test_case.TestCase]:

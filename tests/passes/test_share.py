@@ -10,13 +10,13 @@ import onnx.numpy_helper as onh
 import onnx_ir as ir
 import onnxruntime as ort
 import pytest
-from conftest import make_model, run, tensor_info
-from test_backend_models import CASES, DETACHABLE, _assert_identical, _detached_model, _feeds, _original_outputs
+from backend_cases import CASES, DETACHABLE, case_feeds, detached_model, original_outputs
+from helpers import assert_identical, make_model, run, tensor_info
 
 import onnx_share
 from onnx_share.config import ShareConfig
-from onnx_share.passes.result import PassOutcome
-from onnx_share.passes.share_weights import ShareWeightsPass
+from onnx_share.passes.base import PassOutcome
+from onnx_share.passes.share import ShareWeightsPass
 
 TP = onnx.TensorProto
 FLOAT, BOOL, INT64 = TP.FLOAT, TP.BOOL, TP.INT64
@@ -309,16 +309,16 @@ def test_pipeline_reports_share_section(rng: np.random.Generator, tmp_path) -> N
 # with their initializers detached from the inputs (where duplicates, if any, are merged): outputs bit-identical.
 
 def _check_backend(case_id: str, detached: bool) -> None:
-    original = _original_outputs(case_id, detached)
+    original = original_outputs(case_id, detached)
     if isinstance(original, str):
         pytest.skip(original)
-    model = onnx.load_from_string(_detached_model(case_id)) if detached else onnx.load(CASES[case_id].model)
+    model = onnx.load_from_string(detached_model(case_id)) if detached else onnx.load(CASES[case_id].model)
     out, _ = _share(model, transposed=True)
     session = ort.InferenceSession(out.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     assert names == original[0]
-    for name, want, got in zip(names, original[1], session.run(None, _feeds(case_id)), strict=True):
-        _assert_identical(name, want, got)
+    for name, want, got in zip(names, original[1], session.run(None, case_feeds(case_id)), strict=True):
+        assert_identical(name, want, got)
 
 
 @pytest.mark.parametrize("case_id", list(CASES))

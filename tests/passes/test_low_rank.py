@@ -1,4 +1,4 @@
-"""Low-rank split: rank selection and factors on numpy, then the rewritten graphs in onnxruntime."""
+"""Low-rank split pass: the rewritten MatMul/Gemm graphs in onnxruntime, the report rows, and what is left alone."""
 
 from __future__ import annotations
 
@@ -10,98 +10,15 @@ import onnx.helper as oh
 import onnx.numpy_helper as onh
 import onnx_ir as ir
 import pytest
-from conftest import make_model, run, tensor_info
+from helpers import KNOWN_S, low_rank_matrix, make_model, run, tensor_info, with_singular_values
 
 import onnx_share
-from onnx_share.codebook import low_rank
 from onnx_share.config import LowRankConfig, OptimizeConfig
 from onnx_share.errors import OnnxShareError
-from onnx_share.passes.split_low_rank import SplitLowRankPass
-from onnx_share.weights import find_weights
+from onnx_share.ir.weights import find_weights
+from onnx_share.passes.low_rank import SplitLowRankPass
 
 FLOAT, FLOAT16, BOOL = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BOOL
-KNOWN_S = np.array([8.0, 4.0, 2.0, 1.0, 0.5, 0.25])
-
-
-def _with_singular_values(rng: np.random.Generator, rows: int, cols: int, s: np.ndarray) -> np.ndarray:
-    """A [rows, cols] float64 matrix whose singular values are exactly ``s`` (then zeros)."""
-    u, _ = np.linalg.qr(rng.normal(size=(rows, len(s))))
-    v, _ = np.linalg.qr(rng.normal(size=(cols, len(s))))
-    return (u * s) @ v.T
-
-
-def _low_rank_matrix(rng: np.random.Generator, rows: int, cols: int, rank: int) -> np.ndarray:
-    return rng.normal(size=(rows, rank)) @ rng.normal(size=(rank, cols))
-
-
-# ---------------------------------------------------------------------------------------------- numpy
-
-
-def test_rank_r_weight_reproduced_at_rank_r(rng: np.random.Generator) -> None:
-    w = _low_rank_matrix(rng, 40, 30, 5)
-    factors = low_rank.factorize(w, 5)
-    assert factors.left.shape == (40, 5) and factors.right.shape == (5, 30)
-    np.testing.assert_allclose(factors.left @ factors.right, w, atol=1e-10)
-    assert factors.relative_error < 1e-12
-    assert low_rank.rank_for_error(low_rank.singular_values(w), 1e-9) == 5
-
-
-def test_factors_are_balanced_and_deterministic(rng: np.random.Generator) -> None:
-    w = _with_singular_values(rng, 20, 12, KNOWN_S)
-    factors = low_rank.factorize(w, 4)
-    np.testing.assert_allclose(np.linalg.norm(factors.left, axis=0), np.sqrt(KNOWN_S[:4]), rtol=1e-12)
-    np.testing.assert_allclose(np.linalg.norm(factors.right, axis=1), np.sqrt(KNOWN_S[:4]), rtol=1e-12)
-    again = low_rank.factorize(w.copy(), 4)
-    np.testing.assert_array_equal(again.left, factors.left)
-    pivots = np.argmax(np.abs(factors.left), axis=0)
-    assert np.all(factors.left[pivots, np.arange(4)] > 0)
-    expected_error = np.sqrt((KNOWN_S[4:] ** 2).sum() / (KNOWN_S**2).sum())
-    assert factors.relative_error == pytest.approx(expected_error, rel=1e-12)
-    assert np.linalg.norm(w - factors.left @ factors.right) / np.linalg.norm(w) == pytest.approx(expected_error)
-
-
-@pytest.mark.parametrize("rank", [1, 2, 3, 4, 5, 6])
-def test_energy_threshold_gives_the_rank_the_singular_values_imply(rng: np.random.Generator, rank: int) -> None:
-    s = low_rank.singular_values(_with_singular_values(rng, 30, 20, KNOWN_S))
-    kept = (KNOWN_S[:rank] ** 2).sum() / (KNOWN_S**2).sum()
-    assert low_rank.rank_for_energy(s, kept) == rank  # exactly the energy of `rank` values
-    if rank < len(KNOWN_S):
-        assert low_rank.rank_for_energy(s, kept * (1 + 1e-6)) == rank + 1  # a little more needs one more
-    assert low_rank.energy_kept(s, rank) == pytest.approx(kept, rel=1e-12)
-
-
-@pytest.mark.parametrize("rank", [1, 2, 3, 4, 5])
-def test_max_error_picks_the_smallest_rank_within_it(rng: np.random.Generator, rank: int) -> None:
-    s = low_rank.singular_values(_with_singular_values(rng, 30, 20, KNOWN_S))
-    error = np.sqrt((KNOWN_S[rank:] ** 2).sum() / (KNOWN_S**2).sum())
-    assert low_rank.truncation_error(s, rank) == pytest.approx(error, rel=1e-9)
-    assert low_rank.rank_for_error(s, error) == rank
-    assert low_rank.rank_for_error(s, error * (1 - 1e-6)) == rank + 1
-    assert low_rank.rank_for_error(s, 0.999) == 1
-
-
-def test_choose_rank_combines_criteria_and_caps_at_the_shape(rng: np.random.Generator) -> None:
-    s = low_rank.singular_values(_with_singular_values(rng, 30, 20, KNOWN_S))
-    assert low_rank.choose_rank(None, (30, 20), rank=7) == 7
-    assert low_rank.choose_rank(None, (30, 4), rank=7) == 4
-    assert low_rank.choose_rank(s, (30, 20), rank=1, energy=0.99) == low_rank.rank_for_energy(s, 0.99)
-    assert low_rank.choose_rank(s, (30, 20), rank=6, max_error=0.5) == 6
-    with pytest.raises(ValueError, match="give rank"):
-        low_rank.choose_rank(s, (30, 20))
-
-
-@pytest.mark.parametrize(
-    ("rows", "cols", "min_saving", "expected"),
-    [(10, 10, 0.0, 5), (10, 10, 0.2, 4), (64, 48, 0.2, 21), (4, 4, 0.6, 0), (1, 100, 0.0, 0)],
-)
-def test_max_saving_rank(rows: int, cols: int, min_saving: float, expected: int) -> None:
-    r = low_rank.max_saving_rank(rows, cols, min_saving)
-    assert r == expected
-    assert r * (rows + cols) <= (1 - min_saving) * rows * cols
-    assert (r + 1) * (rows + cols) > (1 - min_saving) * rows * cols
-
-
-# ---------------------------------------------------------------------------------------------- graphs
 
 
 def _factors(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +40,7 @@ def _rows(result: onnx_share.OptimizeResult) -> dict[str, dict]:
 
 
 def test_matmul_x_times_w(tmp_path: Path, rng: np.random.Generator) -> None:
-    w = _low_rank_matrix(rng, 64, 48, 6).astype(np.float32)
+    w = low_rank_matrix(rng, 64, 48, 6).astype(np.float32)
     model = make_model([oh.make_node("MatMul", ["x", "W"], ["y"], name="fc")], [tensor_info("x", FLOAT, [3, 64])],
                        [tensor_info("y", FLOAT, [3, 48])], {"W": w})
     out, result = _split(model, tmp_path, rank=6)
@@ -147,7 +64,7 @@ def test_matmul_x_times_w(tmp_path: Path, rng: np.random.Generator) -> None:
 
 def test_matmul_w_times_x(tmp_path: Path, rng: np.random.Generator) -> None:
     """A constant first input: W [out, in] @ x becomes A [out, r] @ (B [r, in] @ x), B applied first."""
-    w = _low_rank_matrix(rng, 48, 64, 5).astype(np.float32)
+    w = low_rank_matrix(rng, 48, 64, 5).astype(np.float32)
     model = make_model([oh.make_node("MatMul", ["W", "x"], ["y"])], [tensor_info("x", FLOAT, [2, 64, 3])],
                        [tensor_info("y", FLOAT, [2, 48, 3])], {"W": w})
     out, result = _split(model, tmp_path, rank=5)
@@ -165,7 +82,7 @@ def test_matmul_w_times_x(tmp_path: Path, rng: np.random.Generator) -> None:
 def test_gemm_transposes_alpha_beta_bias(
     trans_a: int, trans_b: int, with_bias: bool, tmp_path: Path, rng: np.random.Generator
 ) -> None:
-    w_eff = _low_rank_matrix(rng, 64, 48, 4).astype(np.float32)  # [in, out]
+    w_eff = low_rank_matrix(rng, 64, 48, 4).astype(np.float32)  # [in, out]
     w = w_eff.T.copy() if trans_b else w_eff
     bias = rng.normal(size=(48,)).astype(np.float32)
     x = rng.normal(size=(64, 3) if trans_a else (3, 64)).astype(np.float32)
@@ -196,7 +113,7 @@ def test_gemm_transposes_alpha_beta_bias(
 
 
 def test_fp16_weight_factors_stay_fp16(tmp_path: Path, rng: np.random.Generator) -> None:
-    w = (_low_rank_matrix(rng, 64, 48, 3) * 0.1).astype(np.float16)
+    w = (low_rank_matrix(rng, 64, 48, 3) * 0.1).astype(np.float16)
     model = make_model([oh.make_node("MatMul", ["x", "W"], ["y"])], [tensor_info("x", FLOAT16, [2, 64])],
                        [tensor_info("y", FLOAT16, [2, 48])], {"W": w})
     out, result = _split(model, tmp_path, rank=3)
@@ -210,7 +127,7 @@ def test_fp16_weight_factors_stay_fp16(tmp_path: Path, rng: np.random.Generator)
 
 
 def test_energy_and_max_error_through_the_pass(tmp_path: Path, rng: np.random.Generator) -> None:
-    w = _with_singular_values(rng, 64, 48, KNOWN_S * 10).astype(np.float32)
+    w = with_singular_values(rng, 64, 48, KNOWN_S * 10).astype(np.float32)
     model = make_model([oh.make_node("MatMul", ["x", "W"], ["y"])], [tensor_info("x", FLOAT, [2, 64])],
                        [tensor_info("y", FLOAT, [2, 48])], {"W": w})
     energy = (KNOWN_S[:3] ** 2).sum() / (KNOWN_S**2).sum()
@@ -237,7 +154,7 @@ def test_no_split_where_it_would_not_save(tmp_path: Path, rng: np.random.Generat
 
 def test_shared_and_constant_node_weights(tmp_path: Path, rng: np.random.Generator) -> None:
     """A Constant-node weight used by two MatMuls: both use the same factors, one initializer each."""
-    w = _low_rank_matrix(rng, 32, 32, 4).astype(np.float32)
+    w = low_rank_matrix(rng, 32, 32, 4).astype(np.float32)
     nodes = [oh.make_node("Constant", [], ["W"], value=onh.from_array(w, "W")),
              oh.make_node("MatMul", ["x", "W"], ["h"]), oh.make_node("Relu", ["h"], ["r"]),
              oh.make_node("MatMul", ["r", "W"], ["y"])]
@@ -251,7 +168,7 @@ def test_shared_and_constant_node_weights(tmp_path: Path, rng: np.random.Generat
 
 
 def test_weight_in_if_branch(tmp_path: Path, rng: np.random.Generator) -> None:
-    w = _low_rank_matrix(rng, 64, 48, 4).astype(np.float32)
+    w = low_rank_matrix(rng, 64, 48, 4).astype(np.float32)
     then_graph = oh.make_graph([oh.make_node("MatMul", ["x", "W"], ["t"])], "then", [],
                                [tensor_info("t", FLOAT, [2, 48])])
     else_graph = oh.make_graph([oh.make_node("Identity", ["z"], ["e"])], "else", [],
@@ -266,7 +183,7 @@ def test_weight_in_if_branch(tmp_path: Path, rng: np.random.Generator) -> None:
 
 
 def test_unsupported_uses_are_left_with_a_reason(tmp_path: Path, rng: np.random.Generator) -> None:
-    w = _low_rank_matrix(rng, 48, 64, 4).astype(np.float32)
+    w = low_rank_matrix(rng, 48, 64, 4).astype(np.float32)
     nodes = [oh.make_node("Transpose", ["W"], ["Wt"]), oh.make_node("MatMul", ["x", "Wt"], ["y"])]
     model = make_model(nodes, [tensor_info("x", FLOAT, [2, 64])], [tensor_info("y", FLOAT, [2, 48])], {"W": w})
     _, result = _split(model, tmp_path, rank=4)
@@ -277,7 +194,7 @@ def test_unsupported_uses_are_left_with_a_reason(tmp_path: Path, rng: np.random.
 def test_old_opset_gemm_with_trans_b_is_left_and_conv_weights_are_not_candidates(
     tmp_path: Path, rng: np.random.Generator
 ) -> None:
-    w = _low_rank_matrix(rng, 48, 64, 4).astype(np.float32)
+    w = low_rank_matrix(rng, 48, 64, 4).astype(np.float32)
     kernel = rng.normal(size=(8, 4, 3, 3)).astype(np.float32)
     nodes = [oh.make_node("Gemm", ["x", "W", "C"], ["y"], transB=1, name="fc"),
              oh.make_node("Conv", ["img", "K"], ["c"])]
@@ -291,7 +208,7 @@ def test_old_opset_gemm_with_trans_b_is_left_and_conv_weights_are_not_candidates
 
 
 def test_lowrank_then_cluster_compresses_the_factors(tmp_path: Path, rng: np.random.Generator) -> None:
-    w = (_low_rank_matrix(rng, 256, 128, 8) + 0.01 * rng.normal(size=(256, 128))).astype(np.float32)
+    w = (low_rank_matrix(rng, 256, 128, 8) + 0.01 * rng.normal(size=(256, 128))).astype(np.float32)
     model = make_model([oh.make_node("Gemm", ["x", "W"], ["y"], transB=1)], [tensor_info("x", FLOAT, [4, 128])],
                        [tensor_info("y", FLOAT, [4, 256])], {"W": w})
     config = {"passes": ["lowrank", "cluster"], "lowrank": {"max_error": 0.05}, "default": {"bits": 8},

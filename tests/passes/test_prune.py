@@ -1,92 +1,34 @@
-"""Magnitude pruning: exact masks on numpy, pruned graphs in onnxruntime, zeros through clustering, sparse storage,
-and the bundled digits CNN pruned and clustered (run with -s to see its accuracy and size)."""
+"""Prune pass: pruned graphs in onnxruntime, zeros through clustering, sparse storage chosen where smaller, and
+the bundled digits CNN pruned and clustered (run with -s to see its accuracy and size)."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 import onnx
 import onnx.helper as oh
 import onnx.numpy_helper as onh
 import onnx_ir as ir
 import pytest
-from conftest import DIGITS_DIR, make_model, replace_initializers, run, tensor_info, with_outputs
+from helpers import DIGITS_DIR, make_model, replace_initializers, run, tensor_info, with_outputs
 
 import onnx_share
-from onnx_share.codebook import pruning
 from onnx_share.config import OptimizeConfig, PruneConfig, WeightSpec
 from onnx_share.errors import OnnxShareError
-from onnx_share.model_io import save_model
-from onnx_share.passes.cluster_weights import cluster_tensor
-from onnx_share.passes.prune_weights import PruneWeightsPass, sparse_candidates
-from onnx_share.sparse_storage import (
+from onnx_share.io.save import save_model
+from onnx_share.io.sparse import (
     densify_sparse_initializers,
     store_sparse_initializers,
     store_sparse_initializers_in_file,
 )
+from onnx_share.numerics import pruning
+from onnx_share.passes.codebook import cluster_tensor
+from onnx_share.passes.prune import PruneWeightsPass, sparse_candidates
 
 FLOAT, FLOAT16, BOOL = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BOOL
 # kmeans_1d(pin_zero=True) averages an empty pinned segment before overwriting it with 0.0 (harmless 0/0).
-
-# ---------------------------------------------------------------------------------------------- numpy
-
-
-@pytest.mark.parametrize(("size", "fraction", "zeros"), [(10, 0.3, 3), (7, 0.5, 4), (100, 0.0, 0), (100, 1.0, 100),
-                                                         (3, 0.34, 2), (1000, 0.999, 999)])
-def test_zeros_for_fraction(size: int, fraction: float, zeros: int) -> None:
-    assert pruning.zeros_for_fraction(size, fraction) == zeros
-
-
-@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.77, 0.9])
-@pytest.mark.parametrize("dtype", [np.float32, np.float16, ml_dtypes.bfloat16])
-def test_fraction_mask_is_exact(fraction: float, dtype: type, rng: np.random.Generator) -> None:
-    w = rng.normal(size=(37, 29)).astype(dtype)
-    mask = pruning.fraction_mask(w, fraction)
-    assert mask.shape == w.shape and mask.sum() == pruning.zeros_for_fraction(w.size, fraction)
-    magnitudes = np.abs(w.astype(np.float64))
-    assert magnitudes[mask].max() <= magnitudes[~mask].min()
-    pruned = pruning.apply_mask(w, mask)
-    assert pruned.dtype == w.dtype and pruning.sparsity(pruned) == pytest.approx(mask.mean())
-    np.testing.assert_array_equal(pruned[~mask], w[~mask])
-
-
-def test_ties_are_cut_by_position_and_existing_zeros_count() -> None:
-    w = np.array([[0.5, -0.5, 0.0, 0.5], [0.5, 2.0, -0.5, 0.0]], dtype=np.float32)
-    mask = pruning.fraction_mask(w, 0.5)  # 2 zeros already, then the first two of six tied 0.5s
-    np.testing.assert_array_equal(mask, [[True, True, True, False], [False, False, False, True]])
-    np.testing.assert_array_equal(pruning.fraction_mask(w, 0.5), mask)
-
-
-def test_threshold_mask_zeroes_at_or_below() -> None:
-    w = np.array([0.1, -0.2, 0.3, -0.05, 0.2], dtype=np.float32)
-    np.testing.assert_array_equal(pruning.threshold_mask(w, 0.2), [True, True, False, True, True])
-    np.testing.assert_array_equal(pruning.threshold_mask(w, 0.0), [False] * 5)
-    np.testing.assert_array_equal(pruning.threshold_mask(w.astype(np.float16), 1e6), [True] * 5)
-    with pytest.raises(ValueError, match="threshold"):
-        pruning.threshold_mask(w, -1.0)
-
-
-def test_global_masks_share_one_cut(rng: np.random.Generator) -> None:
-    tensors = [rng.normal(size=(50, 40)).astype(np.float32) * 0.1, rng.normal(size=(300,)).astype(np.float16),
-               rng.normal(size=(20, 20)).astype(np.float32) * 3.0]
-    masks = pruning.global_fraction_masks(tensors, 0.6)
-    total = sum(t.size for t in tensors)
-    assert sum(int(m.sum()) for m in masks) == pruning.zeros_for_fraction(total, 0.6)
-    pruned_max = max(np.abs(t.astype(np.float64))[m].max() for t, m in zip(tensors, masks, strict=True) if m.any())
-    kept_min = min(np.abs(t.astype(np.float64))[~m].min() for t, m in zip(tensors, masks, strict=True))
-    assert pruned_max <= kept_min
-    fractions = [m.mean() for m in masks]
-    assert fractions[0] > fractions[1] > fractions[2]  # small weights go first, whichever tensor holds them
-    tied = [np.full(4, 0.5, np.float32), np.full(4, 0.5, np.float32)]
-    assert [int(m.sum()) for m in pruning.global_fraction_masks(tied, 0.75)] == [4, 2]
-
-
-def test_sparse_size() -> None:
-    assert pruning.sparse_nbytes(10, 4) == 120
-
 
 # ---------------------------------------------------------------------------------------------- graphs
 
@@ -233,21 +175,6 @@ def test_sparse_not_chosen_when_not_smaller(tmp_path: Path, rng: np.random.Gener
     assert sparse_candidates(result.report) == []
     proto = ir.to_proto(result.model)
     assert store_sparse_initializers(proto, ["W1", "K"]) == []  # 50% zeros: 12 bytes per value > 4 dense
-
-
-def test_fp16_sparse_form_keeps_dtype(rng: np.random.Generator) -> None:
-    w = rng.normal(size=(40, 40)).astype(np.float16)
-    pruned = pruning.apply_mask(w, pruning.fraction_mask(w, 0.95))
-    dense = make_model([oh.make_node("MatMul", ["x", "W"], ["y"])], [tensor_info("x", FLOAT16, [1, 40])],
-                       [tensor_info("y", FLOAT16, [1, 40])], {"W": pruned})
-    sparse = onnx.ModelProto()
-    sparse.CopyFrom(dense)
-    assert store_sparse_initializers(sparse, ["W"]) == ["W"]
-    assert sparse.graph.sparse_initializer[0].values.data_type == FLOAT16
-    x = rng.normal(size=(1, 40)).astype(np.float16)
-    np.testing.assert_array_equal(run(sparse, {"x": x})[0], run(dense, {"x": x})[0])
-    densify_sparse_initializers(sparse)
-    np.testing.assert_array_equal(onh.to_array(sparse.graph.initializer[0]), pruned)
 
 
 def test_options_are_checked() -> None:

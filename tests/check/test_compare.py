@@ -9,13 +9,13 @@ import numpy as np
 import onnx
 import onnx.helper as oh
 import pytest
-from conftest import DIGITS_DIR, make_model, replace_initializers, tensor_info
+from helpers import DIGITS_DIR, make_model, replace_initializers, tensor_info
 
 from onnx_share import cli
-from onnx_share.comparison import compare
+from onnx_share.api import optimize
+from onnx_share.check.compare import compare
 from onnx_share.config import ValidationConfig
-from onnx_share.optimize import optimize
-from onnx_share.report import REPORT_SCHEMA_VERSION
+from onnx_share.report.data import REPORT_SCHEMA_VERSION
 
 DIGITS = DIGITS_DIR / "digits_cnn.onnx"
 DIGITS_INPUTS = DIGITS_DIR / "digits_test.npz"
@@ -260,7 +260,7 @@ def test_weight_rows_cover_sparse_and_removed_tensors(rng: np.random.Generator, 
 
 
 def test_stats_of_strings_and_non_tensors() -> None:
-    from onnx_share.validation import layer_stats, output_stats
+    from onnx_share.check.validation import layer_stats, output_stats
 
     config = ValidationConfig()
     same = output_stats("s", [np.array(["a", "b"])], [np.array(["a", "b"])], config)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from onnx_share.codebook.uniform import integer_range, quantize_uniform
+from onnx_share.numerics.uniform import integer_range, quantize_uniform
 
 LAYOUTS = [
     ({}, ()),

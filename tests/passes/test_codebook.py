@@ -8,7 +8,7 @@ import onnx.numpy_helper as onh
 import onnx_ir as ir
 import pytest
 
-from onnx_share.passes.cluster_weights import INDEX_STORAGE, _index_storage
+from onnx_share.passes.codebook import INDEX_STORAGE, _index_storage
 
 
 @pytest.mark.parametrize(("bits", "expected"), [(1, "UINT2"), (2, "UINT2"), (3, "UINT4"), (4, "UINT4"),

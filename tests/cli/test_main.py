@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import DIGITS_DIR
+from helpers import DIGITS_DIR
 
 DIGITS = DIGITS_DIR / "digits_cnn.onnx"
 DIGITS_INPUTS = DIGITS_DIR / "digits_test.npz"
@@ -19,7 +19,7 @@ DIGITS_INPUTS = DIGITS_DIR / "digits_test.npz"
 
 def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "onnx_share.cli", *map(str, args)],
+        [sys.executable, "-m", "onnx_share.cli.main", *map(str, args)],
         capture_output=True, text=True, cwd=cwd, timeout=300, check=False,
     )
 

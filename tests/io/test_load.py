@@ -9,11 +9,12 @@ import numpy as np
 import onnx
 import onnx.helper as oh
 import pytest
-from conftest import DIGITS_DIR, make_model, run, tensor_info
+from helpers import DIGITS_DIR, make_model, run, tensor_info
 
 import onnx_share
 from onnx_share.errors import OnnxShareError
-from onnx_share.model_io import load_model, save_model
+from onnx_share.io.load import load_model
+from onnx_share.io.save import save_model
 
 DIGITS = DIGITS_DIR / "digits_cnn.onnx"
 

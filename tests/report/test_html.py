@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import DIGITS_DIR, replace_initializers
+from helpers import DIGITS_DIR, ROOT, replace_initializers
 
 from onnx_share import cli
-from onnx_share.comparison import compare
+from onnx_share.check.compare import compare
 from onnx_share.config import ValidationConfig
-from onnx_share.html_report import render_html
-from onnx_share.report_plots import AFTER, BEFORE
+from onnx_share.report.html import render_html
+from onnx_share.report.plots import AFTER, BEFORE
 
 DIGITS = DIGITS_DIR / "digits_cnn.onnx"
 DIGITS_INPUTS = DIGITS_DIR / "digits_test.npz"
@@ -86,7 +86,7 @@ def test_compare_page_marks_the_first_diverging_layer(corrupted_compare_page: st
 
 def test_json_schema_doc_names_every_field(optimized: tuple[Path, Path, Path]) -> None:
     """docs/REPORT_SCHEMA.md documents each key the JSON report has."""
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "REPORT_SCHEMA.md").read_text()
+    doc = (ROOT / "docs" / "REPORT_SCHEMA.md").read_text()
     data = json.loads(optimized[1].read_text())
     keys = set(data) | set(data["validation"]) | set(data["validation"]["outputs"][0])
     keys |= set(data["validation"]["layers"][0]) | set(data["tensors"][0]) | set(data["passes"][0])
@@ -121,7 +121,7 @@ def test_page_renders_in_headless_chromium(optimized: tuple[Path, Path, Path], t
 
 
 def test_page_without_validation_or_rewritten_weights(tmp_path: Path) -> None:
-    from onnx_share.optimize import optimize
+    from onnx_share.api import optimize
 
     result = optimize(DIGITS, {"min_elements": 10**9})
     result.save(tmp_path / "same.onnx")
