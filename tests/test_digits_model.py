@@ -20,8 +20,8 @@ MODEL = DIGITS_DIR / "digits_cnn.onnx"
 RECORDED_FLOAT_ACCURACY = 445 / 450  # models/digits_cnn/README.md, onnxruntime 1.31.1
 LARGE_WEIGHTS = {"conv2.weight", "conv3.weight", "fc1.weight"}  # the weights with >= 4096 elements (README)
 CONFIGS = {
-    "lut8": {"default": {"bits": 8, "scheme": "lut"}},
-    "lut4": {"default": {"bits": 4, "scheme": "lut"}},
+    "codebook8": {"default": {"bits": 8, "scheme": "codebook"}},
+    "codebook4": {"default": {"bits": 4, "scheme": "codebook"}},
     "uniform8": {"default": {"bits": 8, "scheme": "uniform"}},
 }
 
@@ -67,22 +67,22 @@ def test_float_accuracy_recorded(variants: dict[str, Variant]) -> None:
 
 
 def test_lut8_per_tensor_accuracy_equals_float(variants: dict[str, Variant]) -> None:
-    lut8 = variants["lut8"]
-    assert lut8.result is not None
-    rows = lut8.result.report.compressed
+    codebook8 = variants["codebook8"]
+    assert codebook8.result is not None
+    rows = codebook8.result.report.compressed
     assert {t.name for t in rows} == LARGE_WEIGHTS
-    assert all(t.scheme == "lut" and t.bits == 8 and t.granularity == "tensor" for t in rows)
-    assert lut8.accuracy == variants["float"].accuracy
+    assert all(t.scheme == "codebook" and t.bits == 8 and t.granularity == "tensor" for t in rows)
+    assert codebook8.accuracy == variants["float"].accuracy
 
 
 def test_lut4_within_one_point_and_four_times_smaller(variants: dict[str, Variant]) -> None:
-    lut4, original = variants["lut4"], variants["float"]
-    assert lut4.result is not None
-    assert {t.name for t in lut4.result.report.compressed} == LARGE_WEIGHTS
-    assert abs(lut4.accuracy - original.accuracy) <= 0.01
-    assert lut4.size * 4 <= original.size, f"{original.size} -> {lut4.size} bytes"
-    assert lut4.result.report.file_bytes_before == original.size
-    assert lut4.result.report.file_bytes_after == lut4.size
+    codebook4, original = variants["codebook4"], variants["float"]
+    assert codebook4.result is not None
+    assert {t.name for t in codebook4.result.report.compressed} == LARGE_WEIGHTS
+    assert abs(codebook4.accuracy - original.accuracy) <= 0.01
+    assert codebook4.size * 4 <= original.size, f"{original.size} -> {codebook4.size} bytes"
+    assert codebook4.result.report.file_bytes_before == original.size
+    assert codebook4.result.report.file_bytes_after == codebook4.size
 
 
 def test_uniform8_auto_within_one_point(variants: dict[str, Variant]) -> None:

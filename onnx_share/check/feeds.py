@@ -43,6 +43,8 @@ def load_inputs(paths: Iterable[str | os.PathLike]) -> list[dict[str, np.ndarray
     """One feed dict per ``.npz`` file (array names are model input names)."""
     samples = []
     for path in paths:
+        if not os.path.isfile(path):
+            raise OnnxShareError(f"inputs {path}: no such file")
         if not zipfile.is_zipfile(path):
             raise OnnxShareError(f"inputs {path}: not an .npz file (numpy.savez writes one, with arrays named after "
                                  "the model inputs)")

@@ -478,8 +478,8 @@ def _drop_dead(node: ir.Node) -> int:
 
 
 def _remove_constant(value: ir.Value, tensor: ir.TensorProtocol) -> int:
-    """Drop an unread initializer; bytes freed (0 if something still reads it)."""
-    if value.uses() or value.is_graph_output() or value.is_graph_input():
+    """Drop an unread initializer; bytes freed (0 if something still reads it, or it is gone already)."""
+    if value.uses() or value.is_graph_output() or value.is_graph_input() or not value.is_initializer():
         return 0
     owner = value.graph
     assert owner is not None and value.name is not None

@@ -19,7 +19,7 @@ from polygraphy.backend.base import BaseRunner
 
 from onnx_share.check.feeds import prepare_feeds
 from onnx_share.check.metrics import output_stats
-from onnx_share.check.runners import run_runners
+from onnx_share.check.runners import onnxrt_runner, run_runners
 from onnx_share.config import ValidationConfig
 from onnx_share.errors import OnnxShareError
 from onnx_share.io.proto import ProtoModel, first_line
@@ -82,7 +82,7 @@ def run_tensorrt(model: str | Path, config: ValidationConfig, options: TensorRTO
         return report
     report.build_seconds = time.perf_counter() - start
     report.built, report.engine_bytes = True, len(engine)
-    runs = run_runners([loaded.runner(ONNXRUNTIME), engine_runner(engine, TENSORRT)], samples)
+    runs = run_runners([onnxrt_runner(loaded, ONNXRUNTIME), engine_runner(engine, TENSORRT)], samples)
     reference, candidate = runs[ONNXRUNTIME], runs[TENSORRT]
     report.outputs = [
         output_stats(name, [r[name] for r in reference], [c[name] for c in candidate], config)

@@ -11,9 +11,8 @@ import onnx.helper as oh
 import pytest
 from helpers import DIGITS_DIR, make_model, replace_initializers, tensor_info
 
-from onnx_share import cli
-from onnx_share.api import optimize
-from onnx_share.check.compare import compare
+from onnx_share.api import compare, optimize
+from onnx_share.cli import main as cli
 from onnx_share.config import ValidationConfig
 from onnx_share.report.data import REPORT_SCHEMA_VERSION
 
@@ -43,11 +42,13 @@ def test_compare_cli_on_digits_with_given_inputs(digits_3bit: Path, tmp_path: Pa
     assert status == 0, err
     assert "logits" in out and "top-1" in out and "PASS" in out
     data = json.loads(report.read_text())
-    assert data["schema_version"] == REPORT_SCHEMA_VERSION == 2 and data["kind"] == "compare"
+    assert data["schema_version"] == REPORT_SCHEMA_VERSION == 3 and data["kind"] == "compare"
     assert data["command"].startswith("onnx-share compare ") and data["passed"] is True
     validation = data["validation"]
     assert validation["ignored_arrays"] == ["label"], "the npz's label array is not a model input"
-    assert validation["input_arrays"] == [{"name": "input", "dtype": "float32", "shapes": [[450, 1, 8, 8]]}]
+    assert validation["input_arrays"] == [{"name": "input", "dtype": "float32", "shapes": [[450, 1, 8, 8]],
+                                           "made": "given"}]
+    assert any("a leading batch of 450: run as one batch" in note for note in validation["notes"])
     (logits,) = validation["outputs"]
     assert logits["shape"] == [450, 10] and logits["dtype"] == "float32" and logits["exact"] is False
     assert 0.9 <= logits["top1_agreement"] <= 1.0 and logits["cosine_similarity"] > 0.99
@@ -56,7 +57,7 @@ def test_compare_cli_on_digits_with_given_inputs(digits_3bit: Path, tmp_path: Pa
     assert names[0] == "/conv1/Conv_output_0" and names[-1] == "logits" and len(names) == 12
     assert [layer["index"] for layer in validation["layers"]] == list(range(12))
     rows = {t["name"]: t for t in data["tensors"]}
-    assert rows["fc1.weight"]["scheme"] == "lut" and rows["fc1.weight"]["storage"] == "UINT4"
+    assert rows["fc1.weight"]["scheme"] == "codebook" and rows["fc1.weight"]["storage"] == "UINT4"
     assert rows["fc1.weight"]["clusters"] == 8 and rows["fc1.weight"]["bits"] == 3
     assert 0 < rows["fc1.weight"]["relative_error"] < 0.3
     assert rows["conv1.weight"]["skipped"] == "unchanged"
@@ -213,7 +214,7 @@ def test_generated_inputs_note_dynamic_dims_and_bytes_models(rng: np.random.Gene
     v = report.validation
     assert v.passed and all(layer.max_abs_error == 0.0 for layer in v.layers)
     assert v.input_arrays[0].shapes == [[1, 16]]
-    assert any("dynamic dimensions set to 1" in note for note in v.notes)
+    assert v.synthetic and any("dynamic dimensions set to [1, 16]" in note for note in v.notes)
     assert report.original_path is None and report.file_bytes_before == len(data)
 
 
@@ -260,7 +261,7 @@ def test_weight_rows_cover_sparse_and_removed_tensors(rng: np.random.Generator, 
 
 
 def test_stats_of_strings_and_non_tensors() -> None:
-    from onnx_share.check.validation import layer_stats, output_stats
+    from onnx_share.check.metrics import layer_stats, output_stats
 
     config = ValidationConfig()
     same = output_stats("s", [np.array(["a", "b"])], [np.array(["a", "b"])], config)

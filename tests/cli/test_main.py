@@ -37,12 +37,12 @@ def test_optimize_writes_model_report_and_summary(tmp_path: Path) -> None:
     assert _sha(DIGITS) == before
     onnx.checker.check_model(str(out), full_check=True)
     data = json.loads(report.read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert data["totals"]["tensors_compressed"] == 3
     assert data["totals"]["file_bytes_after"] == out.stat().st_size
     assert data["totals"]["file_ratio"] > 4
     row = next(t for t in data["tensors"] if t["name"] == "fc1.weight")
-    assert row["scheme"] == "lut" and row["bits"] == 4 and row["storage"] == "UINT4"
+    assert row["scheme"] == "codebook" and row["bits"] == 4 and row["storage"] == "UINT4"
     assert row["consumers"] == ["Gemm"] and row["shape"] == [256, 256] and 0 < row["relative_error"] < 0.2
     assert {"load", "save", "validate"} <= set(data["timings_s"])
     skipped = [t for t in data["tensors"] if t["skipped"]]
@@ -69,7 +69,7 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
     done = cli("optimize", DIGITS, tmp_path / "o.onnx", "--config", config, "--report", report, "--no-validate")
     assert done.returncode == 0, done.stderr
     rows = {t["name"]: t for t in json.loads(report.read_text())["tensors"]}
-    assert (rows["conv2.weight"]["scheme"], rows["conv2.weight"]["bits"]) == ("lut", 8)
+    assert (rows["conv2.weight"]["scheme"], rows["conv2.weight"]["bits"]) == ("codebook", 8)
     assert (rows["fc1.weight"]["scheme"], rows["fc1.weight"]["bits"]) == ("uniform", 4)
     assert rows["conv3.weight"]["skipped"] == "not selected by --include/--exclude"
     done = cli("optimize", DIGITS, tmp_path / "o.onnx", "--config", config, "--bits", "3", "--report", report,
@@ -81,7 +81,7 @@ def test_config_file_and_overrides(tmp_path: Path) -> None:
 def test_inspect_lists_weights(tmp_path: Path) -> None:
     done = cli("inspect", DIGITS, "--bits", "4")
     assert done.returncode == 0, done.stderr
-    assert "fc1.weight" in done.stdout and "lut 4-bit" in done.stdout and "min_elements" in done.stdout
+    assert "fc1.weight" in done.stdout and "codebook 4-bit" in done.stdout and "min_elements" in done.stdout
     data = json.loads(cli("inspect", DIGITS, "--json").stdout)
     assert data["summary"]["compressible"] == 3
     assert data["tensors"][0]["name"] == "fc1.weight"
@@ -133,7 +133,7 @@ def _bad_models(tmp_path: Path) -> dict[str, tuple[list[str | Path], str]]:
         "output-folder-missing": (["optimize", DIGITS, tmp_path / "no" / "o.onnx"], "does not exist"),
         "bad-input-shape": (["optimize", DIGITS, out, "--input-shapes", "input:1x8"], "must look like"),
         "unknown-input-shape": (["optimize", DIGITS, out, "--input-shapes", "nope:[1,1,8,8]"], "not inputs"),
-        "missing-inputs-file": (["optimize", DIGITS, out, "--inputs", tmp_path / "nope.npz"], "cannot read inputs"),
+        "missing-inputs-file": (["optimize", DIGITS, out, "--inputs", tmp_path / "nope.npz"], "nope.npz: no such file"),
         "bad-config": (["optimize", DIGITS, out, "--config", text], "must hold a mapping"),
         "config-unknown-key": (["optimize", DIGITS, out, "--config", _yaml(tmp_path, "bitz: 3\n")], "unknown config"),
     }
@@ -179,7 +179,7 @@ def test_input_shapes_fill_dynamic_dims(tmp_path: Path) -> None:
                "--report", report)
     assert done.returncode == 0, done.stderr
     validation = json.loads(report.read_text())["validation"]
-    assert validation["samples"] == 2 and "generated" in validation["inputs"]
+    assert validation["samples"] == 2 and "synthesized" in validation["inputs"]
 
 
 def test_validation_inputs_match_direct_comparison(tmp_path: Path) -> None:
@@ -204,12 +204,12 @@ def test_pass_flags_map_onto_the_pipeline(tmp_path: Path) -> None:
                "--no-validate")
     assert done.returncode == 0, done.stderr
     data = json.loads(report.read_text())
-    assert [p["name"] for p in data["passes"]] == ["fold-qdq", "share", "lowrank", "prune", "cluster"]
+    assert [p["name"] for p in data["passes"]] == ["fold-qdq", "share", "lowrank", "prune", "compress"]
     assert data["config"]["prune"] == {"fraction": 0.5, "threshold": None, "scope": "global", "sparse": True}
     assert data["config"]["lowrank"]["energy"] == 0.95 and data["config"]["share"]["tolerance"] == 0.01
     done = cli("optimize", DIGITS, tmp_path / "o.onnx", "--passes", "prune,cluster", "--prune", "0.3",
                "--report", report, "--no-validate")
-    assert [p["name"] for p in json.loads(report.read_text())["passes"]] == ["prune", "cluster"]
+    assert [p["name"] for p in json.loads(report.read_text())["passes"]] == ["prune", "compress"]
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import pytest
 from backend_cases import CASES, case_feeds, original_outputs
 from helpers import assert_identical, make_model, run, tensor_info
 
-from onnx_share.io.load import MAX_OPSET
+from onnx_share.io.load import MAX_OPSET, load_model
 from onnx_share.passes.base import PassOutcome
 from onnx_share.passes.fold_qdq import FoldQdqPass, QuantParams, quantize_linear, represents_exactly
 
@@ -33,7 +33,7 @@ NP_TYPES = {TP.INT8: np.int8, TP.UINT8: np.uint8, TP.INT16: np.int16, TP.UINT16:
 def _fold(model: onnx.ModelProto) -> tuple[onnx.ModelProto, PassOutcome]:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    ir_model = ir.serde.deserialize_model(copy)
+    ir_model = load_model(copy)  # the one loader: Constant nodes become initializers
     outcome = FoldQdqPass()(ir_model)
     assert isinstance(outcome, PassOutcome)
     out = ir.serde.serialize_model(ir_model)
@@ -167,10 +167,10 @@ def test_constant_quantize_folds_to_integer_initializer(layout_name: str, rng: n
     (reference,) = _reference(_with_int32_output(model, "Wq"), feeds)[1:]
     assert np.array_equal(onh.to_array(folded).astype(np.int32), reference)
     assert out.ByteSize() < model.ByteSize()
-    (row,) = [c for c in outcome.changes if c["kind"] == "fold-quantize"]
-    assert row["name"] == "W" and row["quantized"] == ["Wq"] and row["relative_error"] == 0.0
-    assert row["bytes_before"] == onh.to_array(next(t for t in model.graph.initializer if t.name == "W")).nbytes
-    assert row["bytes_after"] < row["bytes_before"]
+    (row,) = [c for c in outcome.changes if c.change == "fold-quantize"]
+    assert row.name == "W" and row.details["quantized"] == ["Wq"] and row.relative_error == 0.0
+    assert row.bytes_before == onh.to_array(next(t for t in model.graph.initializer if t.name == "W")).nbytes
+    assert row.bytes_after < row.bytes_before
 
 
 def _adversarial(scale: float, dtype: type) -> np.ndarray:
@@ -221,7 +221,7 @@ def test_dq_q_chains_collapse_to_one_pair(rng: np.random.Generator) -> None:
     out, outcome = _fold(model)
     _assert_exact(model, out, {"x": rng.normal(size=(4, 16)).astype(np.float32)})
     assert _ops(out.graph) == ["QuantizeLinear", "DequantizeLinear", "DequantizeLinear", "MatMul", "Relu"]
-    kinds = [c["kind"] for c in outcome.changes]
+    kinds = [c.change for c in outcome.changes]
     assert kinds.count("remove-dequantize-quantize") == 3 and kinds.count("fold-quantize") == 1
     assert out.ByteSize() < model.ByteSize()
 
@@ -331,7 +331,7 @@ def test_qdq_inside_if_branches(cond: bool, rng: np.random.Generator) -> None:
     ops = _ops(out.graph)
     assert "QuantizeLinear" not in ops and "Constant" not in ops
     assert ops.count("Identity") == 0  # both were value-preserving: one renamed into the branch output
-    assert {c["name"] for c in outcome.changes if c["kind"] == "fold-quantize"} == {"W_outer", "W_inner"}
+    assert {c.name for c in outcome.changes if c.change == "fold-quantize"} == {"W_outer", "W_inner"}
     assert "W_outer" not in {t.name for t in out.graph.initializer}
     branches = {a.name: a.g for a in out.graph.node[0].attribute}
     assert [o.name for o in branches["then_branch"].output] == ["t"]
@@ -359,7 +359,7 @@ def test_qdq_inside_loop_body(rng: np.random.Generator) -> None:
     body_out = out.graph.node[0].attribute[0].g
     assert [n.op_type for n in body_out.node] == ["Identity", "DequantizeLinear", "Add"]
     assert {t.name for t in body_out.initializer} == {"wq", "s", "zp"}
-    assert {c["kind"] for c in outcome.changes} == {"fold-quantize", "remove-identity"}
+    assert {c.change for c in outcome.changes} == {"fold-quantize", "remove-identity"}
 
 
 def test_identity_and_cast_cleanup(rng: np.random.Generator) -> None:

@@ -36,7 +36,7 @@ def _split(model: onnx.ModelProto, tmp_path: Path, **lowrank: object) -> tuple[P
 
 def _rows(result: onnx_share.OptimizeResult) -> dict[str, dict]:
     (section,) = [s for s in result.report.passes if s.name == "lowrank"]
-    return {row["name"]: row for row in section.changes}
+    return {row.name: row for row in section.changes}
 
 
 def test_matmul_x_times_w(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -57,9 +57,9 @@ def test_matmul_x_times_w(tmp_path: Path, rng: np.random.Generator) -> None:
     assert graph.node[1].output[0] == "y" and graph.node[1].name == "fc"
     assert "W" not in {t.name for t in graph.initializer}
     row = _rows(result)["W"]
-    assert (row["rank"], row["in"], row["out"]) == (6, 64, 48)
-    assert (row["bytes_before"], row["bytes_after"]) == (w.nbytes, a.nbytes + b.nbytes)
-    assert row["relative_error"] < 1e-6
+    assert (row.details["rank"], row.details["in"], row.details["out"]) == (6, 64, 48)
+    assert (row.bytes_before, row.bytes_after) == (w.nbytes, a.nbytes + b.nbytes)
+    assert row.relative_error < 1e-6
 
 
 def test_matmul_w_times_x(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -74,7 +74,7 @@ def test_matmul_w_times_x(tmp_path: Path, rng: np.random.Generator) -> None:
     (got,) = run(out, {"x": x})
     np.testing.assert_allclose(got, b @ (a @ x), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got, w @ x, rtol=1e-4, atol=1e-4)
-    assert (_rows(result)["W"]["in"], _rows(result)["W"]["out"]) == (64, 48)
+    assert (_rows(result)["W"].details["in"], _rows(result)["W"].details["out"]) == (64, 48)
 
 
 @pytest.mark.parametrize("with_bias", [True, False])
@@ -105,7 +105,7 @@ def test_gemm_transposes_alpha_beta_bias(
     assert graph.node[-1].op_type == "Gemm" and graph.node[-1].output[0] == "y"
     assert graph.node[0].op_type == ("MatMul" if not trans_a and not trans_b else "Gemm")
     row = _rows(result)["W"]
-    assert (row["in"], row["out"], row["rank"]) == (64, 48, 4)
+    assert (row.details["in"], row.details["out"], row.details["rank"]) == (64, 48, 4)
     discovered = {t.name: t for t in find_weights(ir.load(out), min_elements=16).weights}
     assert discovered["W_lowrank_a"].op_types == (graph.node[0].op_type,)
     assert discovered["W_lowrank_b"].op_types == ("Gemm",)
@@ -123,7 +123,7 @@ def test_fp16_weight_factors_stay_fp16(tmp_path: Path, rng: np.random.Generator)
     (got,) = run(out, {"x": x})
     want = x.astype(np.float32) @ a.astype(np.float32) @ b.astype(np.float32)
     np.testing.assert_allclose(got.astype(np.float32), want, rtol=2e-2, atol=2e-2)
-    assert _rows(result)["W"]["relative_error"] < 5e-3  # fp16 rounding of the factors only
+    assert _rows(result)["W"].relative_error < 5e-3  # fp16 rounding of the factors only
 
 
 def test_energy_and_max_error_through_the_pass(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -132,11 +132,11 @@ def test_energy_and_max_error_through_the_pass(tmp_path: Path, rng: np.random.Ge
                        [tensor_info("y", FLOAT, [2, 48])], {"W": w})
     energy = (KNOWN_S[:3] ** 2).sum() / (KNOWN_S**2).sum()
     _, result = _split(model, tmp_path, energy=energy - 1e-6)
-    assert _rows(result)["W"]["rank"] == 3
+    assert _rows(result)["W"].details["rank"] == 3
     error = np.sqrt((KNOWN_S[2:] ** 2).sum() / (KNOWN_S**2).sum())
     _, result = _split(model, tmp_path, max_error=error + 1e-6)
     row = _rows(result)["W"]
-    assert row["rank"] == 2 and row["relative_error"] == pytest.approx(error, rel=1e-4)
+    assert row.details["rank"] == 2 and row.relative_error == pytest.approx(error, rel=1e-4)
 
 
 def test_no_split_where_it_would_not_save(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -149,7 +149,7 @@ def test_no_split_where_it_would_not_save(tmp_path: Path, rng: np.random.Generat
         assert any("lowrank: kept W" in note and "min_saving" in note for note in result.report.notes), options
         assert [t.name for t in onnx.load(out).graph.initializer] == ["W"]
     _, result = _split(model, tmp_path, rank=21)  # 21 * 112 = 2352 <= 0.8 * 3072
-    assert _rows(result)["W"]["rank"] == 21
+    assert _rows(result)["W"].details["rank"] == 21
 
 
 def test_shared_and_constant_node_weights(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -207,27 +207,27 @@ def test_old_opset_gemm_with_trans_b_is_left_and_conv_weights_are_not_candidates
     assert len(notes) == 1 and "kept W" in notes[0] and "opset >= 11" in notes[0]
 
 
-def test_lowrank_then_cluster_compresses_the_factors(tmp_path: Path, rng: np.random.Generator) -> None:
+def test_lowrank_then_compress_compresses_the_factors(tmp_path: Path, rng: np.random.Generator) -> None:
     w = (low_rank_matrix(rng, 256, 128, 8) + 0.01 * rng.normal(size=(256, 128))).astype(np.float32)
     model = make_model([oh.make_node("Gemm", ["x", "W"], ["y"], transB=1)], [tensor_info("x", FLOAT, [4, 128])],
                        [tensor_info("y", FLOAT, [4, 256])], {"W": w})
-    config = {"passes": ["lowrank", "cluster"], "lowrank": {"max_error": 0.05}, "default": {"bits": 8},
+    config = {"passes": ["lowrank", "compress"], "lowrank": {"max_error": 0.05}, "default": {"bits": 8},
               "min_elements": 512}
     result = onnx_share.optimize(model, config)
     out = result.save(tmp_path / "out.onnx")
     onnx.checker.check_model(str(out), full_check=True)
-    assert [s.name for s in result.report.passes] == ["lowrank", "cluster"]
-    lowrank, cluster = result.report.passes
-    assert lowrank.modified and cluster.modified and _rows(result)["W"]["rank"] == 8
+    assert [s.name for s in result.report.passes] == ["lowrank", "compress"]
+    lowrank, compress = result.report.passes
+    assert lowrank.modified and compress.modified and _rows(result)["W"].details["rank"] == 8
     assert {t.name for t in result.report.compressed} == {"W_lowrank_a", "W_lowrank_b"}
     assert all(t.consumers == ["Gemm"] for t in result.report.compressed)
-    assert cluster.bytes_before == lowrank.bytes_after and cluster.bytes_after < cluster.bytes_before / 2
+    assert compress.bytes_before == lowrank.bytes_after and compress.bytes_after < compress.bytes_before / 2
     x = rng.normal(size=(4, 128)).astype(np.float32)
     want = x @ w.T
     (got,) = run(out, {"x": x})
     assert np.linalg.norm(got - want) / np.linalg.norm(want) < 0.06
     summary = result.report.summary()
-    assert "pass lowrank: 1 change(s)" in summary and "pass cluster: 2 change(s)" in summary
+    assert "pass lowrank: 1 change(s)" in summary and "pass compress: 2 change(s)" in summary
 
 
 def test_options_are_checked() -> None:

@@ -15,6 +15,7 @@ from helpers import assert_identical, make_model, run, tensor_info
 
 import onnx_share
 from onnx_share.config import ShareConfig
+from onnx_share.io.load import load_model
 from onnx_share.passes.base import PassOutcome
 from onnx_share.passes.share import ShareWeightsPass
 
@@ -26,7 +27,7 @@ def _share(model: onnx.ModelProto, tolerance: float | None = None, transposed: b
            min_elements: int = 16) -> tuple[onnx.ModelProto, PassOutcome]:
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    ir_model = ir.serde.deserialize_model(copy)
+    ir_model = load_model(copy)  # the one loader: Constant nodes become initializers
     outcome = ShareWeightsPass(ShareConfig(tolerance, transposed), min_elements=min_elements)(ir_model)
     assert isinstance(outcome, PassOutcome)
     out = ir.serde.serialize_model(ir_model)
@@ -63,9 +64,9 @@ def test_exact_duplicates_across_two_matmuls(rng: np.random.Generator) -> None:
     assert list(_initializers(out.graph)) == ["W1"]
     assert [n.input[1] for n in out.graph.node if n.op_type == "MatMul"] == ["W1", "W1"]
     (row,) = outcome.changes
-    assert row["name"] == "W1" and row["merged"] == ["W2"] and row["kind"] == "exact"
-    assert row["bytes_saved"] == w.nbytes and row["bytes_before"] == 2 * w.nbytes and row["bytes_after"] == w.nbytes
-    assert row["relative_error"] == 0.0
+    assert row.name == "W1" and row.details["merged"] == ["W2"] and row.change == "merge-exact"
+    assert row.bytes_before == 2 * w.nbytes and row.bytes_after == w.nbytes
+    assert row.relative_error == 0.0
     assert model.ByteSize() - out.ByteSize() >= w.nbytes - 64
 
 
@@ -128,7 +129,7 @@ def test_subgraph_copies_read_the_outer_tensor(cond: bool, rng: np.random.Genera
         assert [n.op_type for n in branches[name].node] == ["MatMul"]
         assert branches[name].node[0].input[1] == "W"
     (row,) = outcome.changes
-    assert row["name"] == "W" and sorted(row["merged"]) == ["W_else", "W_then"]
+    assert row.name == "W" and sorted(row.details["merged"]) == ["W_else", "W_then"]
     assert model.ByteSize() - out.ByteSize() >= 2 * 32 * 8 * 4
 
 
@@ -147,7 +148,8 @@ def test_twins_inside_a_branch_and_outside_make_one_row(rng: np.random.Generator
     out, outcome = _share(model)
     _assert_exact(model, out, {"cond": np.array(True), "x": rng.normal(size=(2, 32)).astype(np.float32)})
     (row,) = outcome.changes
-    assert row["name"] == "W" and sorted(row["merged"]) == ["W_a", "W_b"] and row["bytes_saved"] == 2 * w.nbytes
+    assert row.name == "W" and sorted(row.details["merged"]) == ["W_a", "W_b"]
+    assert row.bytes_before - row.bytes_after == 2 * w.nbytes
 
 
 @pytest.mark.parametrize("cond", [True, False])
@@ -160,7 +162,7 @@ def test_copies_in_sibling_branches_are_hoisted(cond: bool, rng: np.random.Gener
     branches = _branches(out)
     assert not branches["then_branch"].initializer and not branches["else_branch"].initializer
     assert branches["then_branch"].node[-1].input[1] == "W_else"
-    assert [row["merged"] for row in outcome.changes] == [["W_then"]]
+    assert [row.details["merged"] for row in outcome.changes] == [["W_then"]]
 
 
 def test_dequantize_inputs_stay_in_their_subgraph(rng: np.random.Generator) -> None:
@@ -200,16 +202,16 @@ def test_near_duplicates_under_and_over_tolerance(tolerance: float | None, merge
         assert not outcome.modified
         return
     (row,) = outcome.changes
-    assert row["name"] == "A" and row["kind"] == "near" and row["merged"] == merged
+    assert row.name == "A" and row.change == "merge-near" and row.details["merged"] == merged
     for name in merged:
         error = _measured(weights["A"], weights[name])
-        assert row["errors"][name] == pytest.approx(error, rel=1e-9)
+        assert row.details["errors"][name] == pytest.approx(error, rel=1e-9)
         assert error <= tolerance
         # a tied MatMul moves by at most about the weight's relative error
         index = "ABC".index(name)
         moved = np.linalg.norm(got[index] - want[index]) / np.linalg.norm(want[index])
         assert moved <= 3 * error
-    assert row["relative_error"] == max(row["errors"].values())
+    assert row.relative_error == max(row.details["errors"].values())
     assert np.array_equal(got[0], want[0])  # the kept tensor is untouched
     assert out.ByteSize() < model.ByteSize()
 
@@ -218,7 +220,7 @@ def test_near_duplicates_need_the_same_shape(rng: np.random.Generator) -> None:
     a = rng.normal(size=(32, 32)).astype(np.float32)
     model = _two_matmuls(a, a.reshape(16, 64).reshape(32, 32) * np.float32(1.0001))
     _, outcome = _share(model, tolerance=1e-2)
-    assert outcome.changes[0]["kind"] == "near"
+    assert outcome.changes[0].change == "merge-near"
     nodes = [oh.make_node("MatMul", ["x", "A"], ["h"]), oh.make_node("Reshape", ["B", "shape"], ["b"]),
              oh.make_node("MatMul", ["h", "b"], ["y"])]
     model = make_model(nodes, [tensor_info("x", FLOAT, [2, 32])], [tensor_info("y", FLOAT, [2, 32])],
@@ -244,7 +246,7 @@ def test_transposed_tied_embedding(transposed: bool, rng: np.random.Generator) -
     (transpose,) = [n for n in out.graph.node if n.op_type == "Transpose"]
     assert list(transpose.input) == ["E"] and list(transpose.output) == ["W_out"]
     (row,) = outcome.changes
-    assert row["name"] == "E" and row["kind"] == "transposed" and row["merged"] == ["W_out"]
+    assert row.name == "E" and row.change == "merge-transposed" and row.details["merged"] == ["W_out"]
     assert model.ByteSize() - out.ByteSize() >= table.nbytes - 100
 
 
@@ -262,9 +264,10 @@ def test_constant_node_duplicates(rng: np.random.Generator) -> None:
                        [tensor_info("y", FLOAT, [2, 32]), tensor_info("bias", FLOAT, [4])])
     out, outcome = _share(model)
     _assert_exact(model, out, {"x": rng.normal(size=(2, 32)).astype(np.float32)})
-    assert list(_initializers(out.graph)) == ["W1"]  # the kept Constant, lifted; small Constants left alone
-    assert [n.op_type for n in out.graph.node] == ["Constant", "MatMul", "Relu", "Constant", "MatMul", "Add"]
-    assert outcome.changes[0]["merged"] == ["W2"]
+    # the loader lifted every Constant; identical tensors of any size are then merged exactly
+    assert sorted(_initializers(out.graph)) == ["W1", "b1"]
+    assert [n.op_type for n in out.graph.node] == ["MatMul", "Relu", "MatMul", "Add"]
+    assert {c.name: c.details["merged"] for c in outcome.changes} == {"W1": ["W2"], "b1": ["b2"]}
     assert out.ByteSize() < model.ByteSize()
 
 
@@ -291,7 +294,7 @@ def test_small_integer_constants_are_merged_exactly(rng: np.random.Generator) ->
     out, outcome = _share(model, min_elements=4096)
     _assert_exact(model, out, {"x": rng.normal(size=(2, 6)).astype(np.float32)})
     assert list(_initializers(out.graph)) == ["shape_a"]
-    assert outcome.changes[0]["merged"] == ["shape_b"]
+    assert outcome.changes[0].details["merged"] == ["shape_b"]
 
 
 def test_pipeline_reports_share_section(rng: np.random.Generator, tmp_path) -> None:

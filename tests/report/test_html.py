@@ -13,9 +13,11 @@ import onnx
 import pytest
 from helpers import DIGITS_DIR, ROOT, replace_initializers
 
-from onnx_share import cli
-from onnx_share.check.compare import compare
+from onnx_share.api import compare
+from onnx_share.check.weight_diff import WeightDiff
+from onnx_share.cli import main as cli
 from onnx_share.config import ValidationConfig
+from onnx_share.io.proto import ProtoModel
 from onnx_share.report.html import render_html
 from onnx_share.report.plots import AFTER, BEFORE
 
@@ -44,7 +46,15 @@ def corrupted_compare_page(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = folder / "corrupt.onnx"
     onnx.save(replace_initializers(model, {"conv3.weight": weight * np.float32(-1.5)}), path)
     report = compare(DIGITS, path, ValidationConfig(inputs=(str(DIGITS_INPUTS),), layerwise=True))
-    return render_html(report, DIGITS, path)
+    return render_html(_with_histograms(report, DIGITS, path))
+
+
+def _with_histograms(report, original: Path, rewritten: Path):
+    """The report with the weight histograms the CLI adds before rendering (the renderer reads no file)."""
+    if report.compressed:
+        report.histograms = WeightDiff(ProtoModel.read(original), ProtoModel.read(rewritten)).histograms(
+            report.compressed)
+    return report
 
 
 def _attribute_urls(page: str) -> list[str]:
@@ -125,6 +135,6 @@ def test_page_without_validation_or_rewritten_weights(tmp_path: Path) -> None:
 
     result = optimize(DIGITS, {"min_elements": 10**9})
     result.save(tmp_path / "same.onnx")
-    page = render_html(result.report, DIGITS, tmp_path / "same.onnx")
+    page = render_html(_with_histograms(result.report, DIGITS, tmp_path / "same.onnx"))
     assert "NOT VALIDATED" in page and "were not compared" in page and "No weight was rewritten." in page
     assert "(run through the Python API)" in page

@@ -17,9 +17,9 @@ import onnxruntime as ort
 import pytest
 from helpers import DIGITS_DIR, tensor_info
 
-from onnx_share import cli
 from onnx_share.api import optimize
-from onnx_share.check.validation import onnxrt_session
+from onnx_share.check.runners import onnxrt_session
+from onnx_share.cli import main as cli
 from onnx_share.config import ValidationConfig
 from onnx_share.targets import tensorrt as trt_target
 from onnx_share.targets.checks import check_model
@@ -151,11 +151,11 @@ def test_trt_types_it_lacks() -> None:
 
 def test_trt_check_of_onnx_share_layouts(tmp_path: Path) -> None:
     """The uniform scheme's default layouts pass (4-bit: symmetric, blocks of 128 on the Gemm, per channel on
-    Conv; 8-bit: per channel); lut indices (UINT8/UINT4 cast to INT32) are what TensorRT rejects."""
+    Conv; 8-bit: per channel); codebook indices (UINT8/UINT4 cast to INT32) are what TensorRT rejects."""
     layouts = {
         "uniform4": {"default": {"scheme": "uniform", "bits": 4}},
         "uniform8-channel": {"default": {"scheme": "uniform", "bits": 8}},
-        "lut4": {"default": {"bits": 4}},
+        "codebook4": {"default": {"bits": 4}},
     }
     found = {}
     for name, config in layouts.items():
@@ -163,7 +163,7 @@ def test_trt_check_of_onnx_share_layouts(tmp_path: Path) -> None:
         optimize(DIGITS, config).save(path)
         found[name] = check_model(path, "tensorrt")
     assert found["uniform4"] == [] and found["uniform8-channel"] == []
-    assert {f.rule for f in found["lut4"]} == {"unsupported-type"} and len(found["lut4"]) == 3
+    assert {f.rule for f in found["codebook4"]} == {"unsupported-type"} and len(found["codebook4"]) == 3
 
 
 # ---- onnxruntime -------------------------------------------------------------------------------------------
