@@ -21,10 +21,10 @@ from onnx_share.errors import OnnxShareError
 from onnx_share.io.load import MAX_IR_VERSION, ModelSource, default_opset, input_files, load_model
 from onnx_share.io.proto import ModelFile, ProtoModel
 from onnx_share.io.save import PROTOBUF_LIMIT_BYTES, data_file, estimated_size_bytes, same_file, save_model
-from onnx_share.ir.opset import min_ir_version
+from onnx_share.ir.opset import convert_opset, min_ir_version, opset_blockers
 from onnx_share.ir.selection import select_weights
-from onnx_share.passes.registry import run_pipeline
-from onnx_share.report.data import CompareReport, Report, ValidationReport
+from onnx_share.passes.registry import run_pipeline, wanted_opset
+from onnx_share.report.data import CompareReport, OpsetConversion, Report, ValidationReport
 
 if TYPE_CHECKING:
     from onnx_share.targets.tensorrt import TensorRTOptions
@@ -103,6 +103,13 @@ def optimize(
         log.debug("skip %s: %s", row.name, row.skipped)
     report.tensors.extend(skipped)
 
+    target = wanted_opset(loaded, config)
+    current = default_opset(loaded)
+    if target is not None and current is not None and current < target and opset_blockers(loaded, target):
+        start = time.perf_counter()
+        loaded, report.conversion = _convert(loaded, target, files[0].parent if files else None, config)
+        report.timings_s["convert"] = time.perf_counter() - start
+        report.notes.append(_conversion_note(report.conversion))
     run_pipeline(loaded, config, report, progress=progress)
 
     report.opset_after = default_opset(loaded)
@@ -162,6 +169,43 @@ def compare(
         report.targets.append(run_tensorrt(str(rewritten), config, tensorrt))
         timings["tensorrt"] = time.perf_counter() - start
     return report
+
+
+def _convert(
+    model: ir.Model, target: int, folder: Path | None, config: OptimizeConfig
+) -> tuple[ir.Model, OpsetConversion]:
+    """``model`` converted to opset ``target`` when onnxruntime gives the same outputs on the validation inputs
+    (the user's, else synthesized ones), else ``model`` itself; and what was tried."""
+    from onnx_share.check.conversion import AGREEMENT_TOLERANCE, output_disagreement
+    from onnx_share.check.feeds import prepare_feeds
+
+    before = default_opset(model) or 0
+    original = ir.to_proto(model)
+    try:
+        converted = convert_opset(original, target)
+        feeds = prepare_feeds(original, config.validation)
+        difference = output_disagreement(
+            ProtoModel(original, original.SerializeToString(), folder),
+            ProtoModel(converted, converted.SerializeToString(), folder),
+            feeds,
+        )
+    except (ValueError, OnnxShareError) as exc:
+        return model, OpsetConversion(before, target, False, "", reason=str(exc))
+    if not difference <= AGREEMENT_TOLERANCE:
+        reason = f"outputs differ by {difference:.3g} of their scale (more than float rounding)"
+        return model, OpsetConversion(before, target, False, feeds.source, difference, reason)
+    converted_model = load_model(converted)
+    if folder is not None:
+        ir.external_data.set_base_dir(converted_model.graph, folder)
+    return converted_model, OpsetConversion(before, target, True, feeds.source, difference)
+
+
+def _conversion_note(conversion: OpsetConversion) -> str:
+    head = f"opset {conversion.from_opset} -> {conversion.to_opset} with onnx's version converter"
+    if conversion.kept:
+        return (f"{head}: kept, outputs agree within {conversion.max_relative_difference:.2g} of their scale on "
+                f"{conversion.inputs}")
+    return f"{head}: not kept ({conversion.reason})"
 
 
 def _as_model_file(source: ModelSource) -> ModelFile:

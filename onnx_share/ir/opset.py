@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import onnx
 import onnx.defs
+import onnx.version_converter
 import onnx_ir as ir
 
 from onnx_share.io.load import MAX_OPSET, default_opset
@@ -114,6 +115,18 @@ def raise_opset_to_best(model: ir.Model, targets: set[int]) -> tuple[int, list[s
             break
         refused = refused or blockers
     return default_opset(model) or 0, refused
+
+
+def convert_opset(proto: onnx.ModelProto, target: int) -> onnx.ModelProto:
+    """``proto`` converted to default-domain opset ``target`` by onnx's version converter (which rewrites the
+    nodes whose meaning changed), with the IR version that opset needs; raises ``ValueError`` saying why not."""
+    try:
+        converted = onnx.version_converter.convert_version(proto, target)
+    except Exception as exc:  # the converter raises ConvertError, RuntimeError or IndexError by adapter
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ValueError(f"onnx's version converter failed: {text}") from exc
+    converted.ir_version = max(converted.ir_version, min_ir_version(target))
+    return converted
 
 
 def min_ir_version(opset: int) -> int:

@@ -49,6 +49,11 @@ class CodebookPass(WeightPass):
 
     name = "codebook"
 
+    def opsets_wanted(self, model: ir.Model) -> set[int]:
+        """The default-domain opsets whose index types the selected weights' widths need."""
+        chosen = select_weights(model, self.config, "codebook").chosen
+        return {_index_storage(spec.index_bits)[3] for _, spec in chosen}
+
     def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config, "codebook").chosen
         names = NameScope(model)

@@ -76,6 +76,15 @@ def build_passes(name: str, config: OptimizeConfig, *, progress: bool = False) -
     return [cls.from_config(config, progress=progress) for cls in PASSES[name]]  # type: ignore[attr-defined]
 
 
+def wanted_opset(model: ir.Model, config: OptimizeConfig) -> int | None:
+    """The default-domain opset the ``compress`` step would use for every selected weight (native packed types,
+    blocked ``DequantizeLinear``), or None when the pipeline has no ``compress`` step or nothing to compress."""
+    if "compress" not in config.pass_names:
+        return None
+    wanted = set().union(*(cls(config).opsets_wanted(model) for cls in PASSES["compress"]))
+    return max(wanted, default=None)
+
+
 def run_pipeline(model: ir.Model, config: OptimizeConfig, report: Report, *, progress: bool = False) -> None:
     """Run ``config.pass_names`` over ``model`` in place, recording a section per pass in ``report``."""
     steps = [RecordedStep(name, build_passes(name, config, progress=progress), report) for name in config.pass_names]

@@ -46,6 +46,11 @@ class UniformPass(WeightPass):
 
     name = "uniform"
 
+    def opsets_wanted(self, model: ir.Model) -> set[int]:
+        """The default-domain opsets the selected weights' layouts need (``DequantizeLinear`` versions)."""
+        chosen = select_weights(model, self.config, "uniform").chosen
+        return {_min_opset(weight, spec, _layout(weight, spec)[0]) for weight, spec in chosen}
+
     def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config, "uniform").chosen
         names = NameScope(model)

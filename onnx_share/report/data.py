@@ -144,6 +144,19 @@ class WeightHistogram:
 
 
 @dataclass
+class OpsetConversion:
+    """An opset conversion tried before compressing, and whether it was kept: onnx's version converter, then
+    both models run on the same inputs; kept only when their outputs agree to float rounding."""
+
+    from_opset: int
+    to_opset: int
+    kept: bool
+    inputs: str
+    max_relative_difference: float | None = None
+    reason: str | None = None
+
+
+@dataclass
 class TargetReport:
     """A deployment target's run of the rewritten model (TensorRT): did it build, how big, how fast, how close."""
 
@@ -180,6 +193,7 @@ class Report:
     command: str | None = None
     targets: list[TargetReport] = field(default_factory=list)
     histograms: list[WeightHistogram] = field(default_factory=list)
+    conversion: OpsetConversion | None = None
     kind: str = "optimize"
     schema_version: int = REPORT_SCHEMA_VERSION
 
