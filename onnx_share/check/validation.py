@@ -2,9 +2,11 @@
 
 Polygraphy's ``Comparator`` runs the original and the rewritten model (two ``OnnxrtRunner``s with different
 names) on the same seeded generated inputs, or on inputs the user gives as ``.npz`` files; the outputs are
-then compared here, per output, over all samples. With ``layerwise``, every intermediate tensor that both
-models compute under the same name is made an output of both (:mod:`onnx_share.check.layerwise`) and compared
-in the same run, so the report names the first tensor, in the original's topological order, that fails.
+then compared here, per output, over all samples. The original runs first and alone (a failure there means the
+inputs do not fit it), then the rewritten model. With ``layerwise``, every intermediate tensor that both models
+compute under the same name (:mod:`onnx_share.check.layerwise`) is made an output of both, in chunks of
+``LAYERWISE_CHUNK`` per run so memory holds one chunk at a time, and the report names the first tensor, in the
+original's topological order, that fails.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from onnx_share.io.proto import ModelFile, ProtoModel
 from onnx_share.report.data import ValidationReport
 
 RUNNER_NAMES = ("original", "rewritten")
+# Intermediate tensors compared per run of both models: memory holds one chunk's arrays at a time.
+LAYERWISE_CHUNK = 48
 
 
 def compare_models(original: ModelFile, rewritten: ModelFile, config: ValidationConfig) -> ValidationReport:
@@ -38,14 +42,8 @@ def compare_models(original: ModelFile, rewritten: ModelFile, config: Validation
     layers = shared_tensors(reference.proto.graph, candidate.proto.graph) if config.layerwise else []
     if config.layerwise and not layers:
         notes.append("layer-wise: the models share no intermediate tensor name; nothing to localize")
-    extra = [t.name for t in layers if t.name not in set(output_names)]
-    reference_runs = _run_original(reference, extra, feeds)
-    try:
-        rewritten_runs = run_runners([onnxrt_runner(candidate, RUNNER_NAMES[1], extra)], feeds.samples)[
-            RUNNER_NAMES[1]
-        ]
-    except OnnxShareError as exc:
-        raise OnnxShareError(f"the rewritten model fails on inputs the original runs ({exc})") from exc
+    reference_runs = _run_original(reference, [], feeds)
+    rewritten_runs = _run_rewritten(candidate, [], feeds)
     outputs = []
     for name in (n for n in output_names if n in candidate_outputs):
         pair = [r[name] for r in reference_runs], [r[name] for r in rewritten_runs]
@@ -53,11 +51,16 @@ def compare_models(original: ModelFile, rewritten: ModelFile, config: Validation
         if mismatch is not None:
             notes.append(f"output {name!r}: {mismatch}")
         outputs.append(output_stats(name, *pair, config))
-    layer_rows = [
-        layer_stats(t.index, t.name, t.op_type, t.node,
-                    [r[t.name] for r in reference_runs], [r[t.name] for r in rewritten_runs], config)
-        for t in layers
-    ]
+    layer_rows = []
+    for start in range(0, len(layers), LAYERWISE_CHUNK):  # one chunk of intermediate tensors held at a time
+        chunk = layers[start : start + LAYERWISE_CHUNK]
+        extra = [t.name for t in chunk if t.name not in set(output_names)]
+        before, after = _run_original(reference, extra, feeds), _run_rewritten(candidate, extra, feeds)
+        layer_rows.extend(
+            layer_stats(t.index, t.name, t.op_type, t.node, [r[t.name] for r in before], [r[t.name] for r in after],
+                        config)
+            for t in chunk
+        )
     first = next((row.name for row in layer_rows if row.passed is False), None)
     tolerances: dict[str, float | None] = {
         "atol": config.atol, "rtol": config.rtol, "min_cosine": config.min_cosine, "min_top1": config.min_top1,
@@ -76,6 +79,15 @@ def compare_models(original: ModelFile, rewritten: ModelFile, config: Validation
         notes=notes,
         synthetic=feeds.synthetic,
     )
+
+
+def _run_rewritten(model: ProtoModel, extra: list[str], feeds: Feeds) -> list:
+    """The rewritten model's outputs (with ``extra`` intermediate tensors); a failure where the original runs is
+    an error of the rewrite."""
+    try:
+        return run_runners([onnxrt_runner(model, RUNNER_NAMES[1], extra)], feeds.samples)[RUNNER_NAMES[1]]
+    except OnnxShareError as exc:
+        raise OnnxShareError(f"the rewritten model fails on inputs the original runs ({exc})") from exc
 
 
 def _run_original(model: ProtoModel, extra: list[str], feeds: Feeds) -> list:
