@@ -8,12 +8,17 @@ warm-up call of every path first) and the SSE relative to the optimum:
 * scikit-learn ``KMeans(n_clusters=k, n_init=10)`` on ``x.reshape(-1, 1)`` (the approach it replaces), run
   once, only where it finishes in reasonable time (see ``--sklearn``).
 * ``kmeans_1d_exact``, the O(k u log u) DP on all ``u`` distinct values, which defines the optimum. Above
-  ``--exact-full-max`` values only its optimal SSE is computed (the DP's last layer, O(u) memory, same
-  exact value, no labels) and its time is that of this SSE-only run.
+  ``--exact-full-max`` values only its optimal SSE is computed (``optimal_sse``: the DP's last layer, O(u)
+  memory, same exact value, no labels) and its time is that of this SSE-only run.
 * one ``np.sort`` of the tensor, the floor of any sorting approach.
+
+With ``--accuracy`` it measures accuracy only, over several tensor kinds (``--tensors``) and seeds
+(``--seeds``): per kind, size and k, the worst relative SSE over the seeds against ``optimal_sse``.
 
     python tools/bench_kmeans.py                      # markdown table on stdout (~15-25 minutes)
     python tools/bench_kmeans.py --sizes 1e7 --sklearn none --no-exact   # timings only (seconds)
+    python tools/bench_kmeans.py --sizes 1e5 --ks 16 --sklearn none --repeats 1   # smoke run (seconds)
+    python tools/bench_kmeans.py --accuracy --sizes 2e5 1e6 --ks 16 64 256 --seeds 0 1 2 3   # ~15 minutes
 """
 
 from __future__ import annotations
@@ -27,14 +32,39 @@ from collections.abc import Callable
 
 import numpy as np
 
-from onnx_share.codebook import kmeans as km
+from onnx_share.numerics.kmeans import SORTED_MAX_N, STRATEGIES, kmeans_1d, kmeans_1d_exact, optimal_sse
 
 # (n, k) pairs on which scikit-learn runs with --sklearn=default: 1e5 all k, 1e6 only k=256 (minutes).
 SKLEARN_DEFAULT = {(100_000, 16), (100_000, 256), (1_000_000, 256)}
 
 
-def draw(n: int, seed: int = 0) -> np.ndarray:
-    return (0.02 * np.random.default_rng(seed).standard_t(3, n)).astype(np.float32)
+def _pruned(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.normal(0.0, 0.02, n)
+    x[rng.random(n) < 0.3] = 0.0
+    return x
+
+
+def _with_outliers(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    x[rng.choice(x.size, 8, replace=False)] = 15 * np.abs(x).max() * np.array([1, -1] * 4)
+    return x
+
+
+# Weight-like tensors (float64 draws, made float32): name -> (rng, n) -> values. Outliers are set after the cast.
+TENSORS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
+    "student_t3": lambda rng, n: 0.02 * rng.standard_t(3, n),
+    "student_t2": lambda rng, n: 0.02 * rng.standard_t(2, n),
+    "gaussian": lambda rng, n: rng.normal(0.0, 0.02, n),
+    "laplace": lambda rng, n: rng.laplace(0.0, 0.02, n),
+    "pruned": _pruned,  # gaussian with 30% exact zeros
+    "mixture": lambda rng, n: np.where(rng.random(n) < 0.7, rng.normal(0.0, 0.01, n), rng.normal(0.03, 0.005, n)),
+    # laplace of std 0.02 and 8 values at +-15 times its largest magnitude
+    "laplace_outliers": lambda rng, n: _with_outliers(rng.laplace(0.0, 0.02 / np.sqrt(2), n).astype(np.float32), rng),
+}
+
+
+def draw(n: int, seed: int = 0, kind: str = "student_t3") -> np.ndarray:
+    """A float32 tensor of ``n`` values of the given kind (``TENSORS``), seeded."""
+    return TENSORS[kind](np.random.default_rng(seed), n).astype(np.float32)
 
 
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -63,11 +93,12 @@ def sklearn_sse(x: np.ndarray, k: int) -> tuple[float, float]:
 
 def warm_up(ks: list[int]) -> None:
     """Compile (or load from numba's cache) every kernel before timing anything."""
+    x = draw(5_000, 1)
     for k in ks:
-        km.kmeans_1d(draw(100_000, 1), k)  # histogram path
-        km.kmeans_1d(draw(5_000, 1), k)  # sorted path
-        km.kmeans_1d_exact(draw(5_000, 1), k)
-        km._exact_sse(draw(5_000, 1), k)
+        for strategy in ("sorted", "histogram"):
+            kmeans_1d(x, k, strategy=strategy)
+        kmeans_1d_exact(x, k)
+        optimal_sse(x, k)
 
 
 def fmt_rel(rel: float) -> str:
@@ -86,11 +117,45 @@ def main() -> None:
     parser.add_argument("--exact-full-max", type=float, default=1e6,
                         help="largest size on which kmeans_1d_exact runs in full (labels too)")
     parser.add_argument("--no-exact", action="store_true", help="timings only: skip the exact DP (no rel. SSE)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                        help=f"kmeans_1d's path: auto (default: sorted up to {SORTED_MAX_N} values, histogram "
+                             "above), sorted or histogram")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="accuracy only: worst relative SSE over --tensors and --seeds (no timings)")
+    parser.add_argument("--tensors", nargs="+", choices=list(TENSORS), default=list(TENSORS),
+                        help="tensor kinds of --accuracy (the timing table uses student_t3)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of --accuracy")
     args = parser.parse_args()
     ks = sorted(set(args.ks))
     warm_up(ks)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at start; numpy {np.__version__}\n")
+    if args.accuracy:
+        accuracy_table(args, ks)
+    else:
+        speed_table(args, ks)
+
+
+def accuracy_table(args: argparse.Namespace, ks: list[int]) -> None:
+    """Per tensor kind, size and k: the worst relative SSE of ``kmeans_1d`` over the seeds, and where."""
+    print("| tensor | n | k | worst rel. SSE | at seed | median |")
+    print("|---|---:|---:|---:|---:|---:|")
+    overall = (-np.inf, "")
+    for size in args.sizes:
+        n = int(size)
+        for kind in args.tensors:
+            xs = [draw(n, seed, kind) for seed in args.seeds]
+            for k in ks:
+                rel = [kmeans_1d(x, k, strategy=args.strategy).sse / optimal_sse(x, k) - 1 for x in xs]
+                worst = int(np.argmax(rel))
+                overall = max(overall, (rel[worst], f"{kind}, n={n:.0e}, k={k}, seed {args.seeds[worst]}"))
+                print(f"| {kind} | {n:.0e} | {k} | {fmt_rel(rel[worst])} | {args.seeds[worst]} "
+                      f"| {fmt_rel(float(np.median(rel)))} |", flush=True)
+    print(f"\nworst: {fmt_rel(overall[0])} ({overall[1]})")
+
+
+def speed_table(args: argparse.Namespace, ks: list[int]) -> None:
+    """The timing table on student-t (df=3) tensors, with scikit-learn and the exact DP."""
     print("| n | k | kmeans_1d | weights/s | rel. SSE | scikit-learn KMeans (n_init=10) | its rel. SSE | speed-up "
           "| exact DP | np.sort |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -99,14 +164,14 @@ def main() -> None:
         x = draw(n)
         sort_s, _ = timed(lambda x=x: np.sort(x), args.repeats)
         for k in ks:
-            ours_s, res = timed(lambda x=x, k=k: km.kmeans_1d(x, k), args.repeats)
+            ours_s, res = timed(lambda x=x, k=k: kmeans_1d(x, k, strategy=args.strategy), args.repeats)
             if args.no_exact:
                 best, exact_note = float("nan"), "skipped"
             elif n <= args.exact_full_max:
-                exact_s, exact = timed(lambda x=x, k=k: km.kmeans_1d_exact(x, k), 1)
+                exact_s, exact = timed(lambda x=x, k=k: kmeans_1d_exact(x, k), 1)
                 best, exact_note = exact.sse, f"{exact_s:.2f} s"
             else:
-                exact_s, best = timed(lambda x=x, k=k: km._exact_sse(x, k), 1)
+                exact_s, best = timed(lambda x=x, k=k: optimal_sse(x, k), 1)
                 exact_note = f"{exact_s:.1f} s (SSE only)"
             run_sklearn = args.sklearn == "all" or (args.sklearn == "default" and (n, k) in SKLEARN_DEFAULT)
             if run_sklearn:
