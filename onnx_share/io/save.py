@@ -68,12 +68,15 @@ def save_model(
         with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
             staged = Path(tmp) / path.name
             sparse = _stage_sparse(model)
+            types = _untype_initializers(model)
             try:
                 if external_data:
                     ir.save(model, staged, external_data=data_file(path).name, alignment=EXTERNAL_DATA_ALIGNMENT)
                 else:
                     ir.save(model, staged)
             finally:
+                for value, (dtype, shape) in types.items():
+                    value.type, value.shape = dtype, shape
                 for value, _ in sparse:
                     model.graph.register_initializer(value)
             if sparse:
@@ -101,6 +104,18 @@ def check_output_path(path: Path) -> None:
         raise OnnxShareError(f"{folder}: output folder does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OnnxShareError(f"{folder}: output folder is not writable")
+
+
+def _untype_initializers(model: ir.Model) -> dict[ir.Value, tuple[ir.TypeProtocol | None, ir.Shape | None]]:
+    """Clear the type and shape of every initializer value, returning them: onnx-ir would otherwise write a
+    ``value_info`` entry per initializer, which repeats what the tensor says and makes files bigger."""
+    types = {}
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            if not value.is_graph_input() and not value.is_graph_output():
+                types[value] = (value.type, value.shape)
+                value.type, value.shape = None, None
+    return types
 
 
 def _stage_sparse(model: ir.Model) -> list[tuple[ir.Value, onnx.SparseTensorProto]]:

@@ -233,14 +233,20 @@ def _weight_use(node: ir.Node, index: int, rank: int) -> WeightUse | None:
     return WeightUse(op, index, axes[0], axes[1])
 
 
-def _is_constant_expression(value: ir.Value | None, depth: int = 4) -> bool:
-    """Whether ``value`` is computed from constants alone (within ``depth`` producers), e.g. codebook indices."""
-    if value is None or ir.convenience.get_const_tensor(value) is not None:
-        return True
-    producer = value.producer()
-    if producer is None or depth == 0 or value.is_graph_input():
-        return False
-    return all(_is_constant_expression(v, depth - 1) for v in producer.inputs)
+def _is_constant_expression(value: ir.Value | None) -> bool:
+    """Whether ``value`` is computed from constants alone (e.g. decoded codebook indices): no graph input, and no
+    node without inputs other than a constant, anywhere above it."""
+    stack, seen = [value], set()
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen or ir.convenience.get_const_tensor(current) is not None:
+            continue
+        seen.add(id(current))
+        producer = current.producer()
+        if producer is None or current.is_graph_input() or not producer.inputs:  # an input, or a random source
+            return False
+        stack.extend(producer.inputs)
+    return True
 
 
 def _int_attr(node: ir.Node, name: str, default: int) -> int:

@@ -100,6 +100,8 @@ def _fit(
     qmin, qmax = integer_range(bits, symmetric)
     scale = np.maximum(np.abs(low), high) / qmax if symmetric else (high - low) / (qmax - qmin)
     scale = np.where(scale > 0, scale, 1.0).astype(scale_dtype)
+    # A scale too small for its dtype (float16 scales of tiny weights) rounds to 0: take the smallest positive one.
+    scale = np.where(scale > 0, scale, np.finfo(scale.dtype).smallest_subnormal).astype(scale_dtype)
     zero_point = None
     steps = data / _expand(scale.astype(data.dtype), data.shape, axis, block_size)
     np.rint(steps, out=steps)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -68,9 +68,17 @@ def original_values(weight: WeightTensor) -> np.ndarray:
     return original.numpy() if original is not None else weight.numpy()
 
 
+def stored_bytes(nodes: Sequence[ir.Node], initializers: Sequence[ir.Value]) -> int:
+    """Bytes a decode subgraph adds to the file: its initializers' data, their names and dims, and its nodes."""
+    data = sum(int(v.const_value.nbytes) for v in initializers if v.const_value is not None)
+    headers = sum(len(v.name or "") + 2 * len(v.shape or ()) + 8 for v in initializers)
+    return data + headers + sum(ir.serde.serialize_node(n).ByteSize() for n in nodes)
+
+
 def not_smaller(weight: WeightTensor, stored_bytes: int) -> TensorReport | None:
-    """A skip row when the compressed form would take at least the bytes the weight is stored in now."""
-    current = int(weight.tensor.nbytes)
+    """A skip row when the compressed form (data, names, decode nodes) would take at least the bytes the weight
+    is stored in now."""
+    current = int(weight.tensor.nbytes) + len(weight.name) + 2 * len(weight.shape) + 8
     if stored_bytes < current:
         return None
     return tensor_row(

@@ -24,6 +24,7 @@ from onnx_share.passes.base import (
     WeightPass,
     not_smaller,
     original_values,
+    stored_bytes,
     tensor_row,
     working_on,
 )
@@ -81,8 +82,10 @@ def _layout(weight: WeightTensor, spec: WeightSpec) -> tuple[tuple[str, int | No
         granularity = "group" if blocked else "channel"
     if granularity == "group":
         axis = weight.reduction_axis
-        if axis is not None:
+        if axis is not None and (len(weight.shape) > 1 or weight.shape[axis] > spec.group_size):
             return ("group", axis, min(spec.group_size, weight.shape[axis])), notes
+        if axis is not None:  # one block of a 1-D weight: onnxruntime reads a one-element scale as per tensor
+            return ("tensor", None, None), ["a single block; used per tensor"]
         notes.append("no single reduction axis for blocks; used per channel")
         granularity = "channel"
     if granularity == "channel":
@@ -118,8 +121,7 @@ def _rewrite(
         scale_dtype=np.float32 if weight.dtype == ir.DataType.BFLOAT16 else original.dtype,
     )
     nodes, initializers = _dequantize_graph(weight, spec, grid, names)
-    stored = sum(v.const_value.nbytes for v in initializers if v.const_value is not None)
-    refused = not_smaller(weight, stored)
+    refused = not_smaller(weight, stored_bytes(nodes, initializers))
     if refused is not None:
         return refused
     replace_weight(weight, nodes, initializers)
@@ -129,28 +131,36 @@ def _rewrite(
     return tensor_row(
         weight,
         bytes_before=int(original.nbytes),
-        bytes_after=stored,
+        bytes_after=sum(int(v.const_value.nbytes) for v in initializers if v.const_value is not None),
         scheme="uniform",
         bits=spec.bits,
         clusters=2**spec.bits,
         granularity=granularity,
         group_size=block_size,
-        storage=_quant_type(spec)[0].name,
+        storage=_quant_type(weight, spec)[0].name,
         relative_error=relative_error(original_values(weight), decoded),
         notes=notes,
     )
 
 
-def _quant_type(spec: WeightSpec) -> tuple[ir.DataType, type]:
-    signed, signed_np, unsigned, unsigned_np, _ = QUANT_TYPES[spec.bits]
+def _quant_type(weight: WeightTensor, spec: WeightSpec) -> tuple[ir.DataType, type]:
+    """The integer type of the stored grid: signed for symmetric grids, unsigned with a zero point otherwise.
+    An unsigned 2-bit grid read through a ``Transpose`` is stored in UINT4: onnxruntime 1.32 fails to load the
+    constant-folded UINT2 ``DequantizeLinear`` → ``Transpose`` ("element type mismatch")."""
+    container = 4 if spec.bits == 2 and not spec.symmetric and _feeds_transpose(weight) else spec.bits
+    signed, signed_np, unsigned, unsigned_np, _ = QUANT_TYPES[container]
     return (signed, signed_np) if spec.symmetric else (unsigned, unsigned_np)
+
+
+def _feeds_transpose(weight: WeightTensor) -> bool:
+    return any(use.node.op_type == "Transpose" for use in weight.value.uses())
 
 
 def _dequantize_graph(
     weight: WeightTensor, spec: WeightSpec, grid: UniformGrid, names: NameScope
 ) -> tuple[list[ir.Node], list[ir.Value]]:
     name = weight.name
-    _, quant_np = _quant_type(spec)
+    _, quant_np = _quant_type(weight, spec)
     quantized = constant(names, f"{name}_quantized", grid.quantized.astype(quant_np))
     scale = constant(names, f"{name}_scale", grid.scale)
     inputs = [quantized, scale]
