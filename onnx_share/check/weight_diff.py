@@ -21,7 +21,8 @@ import onnx.numpy_helper as onh
 
 from onnx_share.check.layerwise import names_read
 from onnx_share.check.runners import onnxrt_session
-from onnx_share.io.proto import ProtoModel, constant_tensors
+from onnx_share.io.proto import ProtoModel, constant_tensors, sparse_tensors
+from onnx_share.io.sparse import dense_form
 from onnx_share.numerics.metrics import relative_error
 from onnx_share.report.data import TensorReport, WeightHistogram
 
@@ -47,7 +48,7 @@ class WeightDiff:
         self.original, self.rewritten = original, rewritten
         self.before = constant_tensors(original.proto.graph)
         self.after = constant_tensors(rewritten.proto.graph)
-        self.sparse = {s.values.name: s for s in rewritten.proto.graph.sparse_initializer}
+        self.sparse = sparse_tensors(rewritten.proto.graph)
         self.producers = {o: n for n in rewritten.proto.graph.node for o in n.output if o}
         consumers: dict[str, set[str]] = {}
         for node in original.proto.graph.node:
@@ -122,7 +123,7 @@ class WeightDiff:
         size = 0
         for name in names:
             if name in self.sparse:
-                yield name, self._densify(self.sparse[name])
+                yield name, onh.to_array(dense_form(self.sparse[name]))
                 continue
             batch.append(name)
             size += tensor_nbytes(self.before[name]) if name in self.before else 0
@@ -184,24 +185,17 @@ class WeightDiff:
             tensor.CopyFrom(self.after[leaf])
             tensor.name = leaf
             initializers.append(tensor)
+        # onnxruntime returns no bfloat16 arrays: every decoded weight comes out as float32 (exact for 16-bit floats)
+        casts = [onnx.helper.make_node("Cast", [n], [f"{n}/as_float32"], to=onnx.TensorProto.FLOAT) for n in names]
         sub = onnx.helper.make_graph(
-            [n for n in graph.node if id(n) in wanted_nodes], "decode", [],
-            [onnx.helper.make_empty_tensor_value_info(n) for n in names], initializer=initializers,
+            [*(n for n in graph.node if id(n) in wanted_nodes), *casts], "decode", [],
+            [onnx.helper.make_empty_tensor_value_info(c.output[0]) for c in casts], initializer=initializers,
         )
         proto = self.rewritten.proto
         model = onnx.helper.make_model(sub, opset_imports=list(proto.opset_import), ir_version=proto.ir_version)
         model.functions.extend(proto.functions)
         session = onnxrt_session(model.SerializeToString(), self.rewritten.folder)()
-        yield from zip(names, session.run(list(names), {}), strict=True)
-
-    def _densify(self, sparse: onnx.SparseTensorProto) -> np.ndarray:
-        values = _array(sparse.values, self.rewritten.folder)
-        indices = _array(sparse.indices, self.rewritten.folder).astype(np.int64)
-        dense = np.zeros(int(np.prod(sparse.dims, dtype=np.int64)), dtype=values.dtype)
-        if indices.ndim == 2:  # [nnz, rank] coordinates
-            indices = np.ravel_multi_index(tuple(indices.T), tuple(sparse.dims))
-        dense[indices] = values
-        return dense.reshape(tuple(sparse.dims))
+        yield from zip(names, session.run([c.output[0] for c in casts], {}), strict=True)
 
     def _describe(self, row: TensorReport, decode: _Decode) -> None:
         ops = {n.op_type for n in decode.nodes}

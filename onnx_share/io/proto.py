@@ -74,6 +74,17 @@ def constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
     return found
 
 
+def sparse_tensors(graph: onnx.GraphProto) -> dict[str, onnx.SparseTensorProto]:
+    """Sparse initializers and ``Constant`` nodes with a ``sparse_value`` of one graph, by value name."""
+    found = {s.values.name: s for s in graph.sparse_initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.domain in DEFAULT_DOMAINS:
+            for attribute in node.attribute:
+                if attribute.name == "sparse_value":
+                    found[node.output[0]] = attribute.sparse_tensor
+    return found
+
+
 def external_locations(proto: onnx.ModelProto) -> set[str]:
     """The external data files (relative locations) that tensors of any graph of ``proto`` name."""
     locations = set()

@@ -23,7 +23,7 @@ def densify_sparse_tensors(proto: onnx.ModelProto) -> list[str]:
     converted: list[str] = []
     for graph in iter_graph_protos(proto.graph):
         for sparse in graph.sparse_initializer:
-            graph.initializer.append(_dense_form(sparse))
+            graph.initializer.append(dense_form(sparse))
             converted.append(sparse.values.name)
         del graph.sparse_initializer[:]
         for node in graph.node:
@@ -31,7 +31,7 @@ def densify_sparse_tensors(proto: onnx.ModelProto) -> list[str]:
                 continue
             for attribute in node.attribute:
                 if attribute.name == "sparse_value":
-                    dense = _dense_form(attribute.sparse_tensor)
+                    dense = dense_form(attribute.sparse_tensor)
                     attribute.Clear()
                     attribute.CopyFrom(onnx.helper.make_attribute("value", dense))
                     converted.append(node.output[0])
@@ -62,7 +62,8 @@ def sparse_form(tensor: onnx.TensorProto) -> onnx.SparseTensorProto | None:
     return sparse
 
 
-def _dense_form(sparse: onnx.SparseTensorProto) -> onnx.TensorProto:
+def dense_form(sparse: onnx.SparseTensorProto) -> onnx.TensorProto:
+    """The dense tensor a sparse one stands for (linear or [NNZ, rank] coordinate indices)."""
     values = onh.to_array(sparse.values)
     indices = onh.to_array(sparse.indices).astype(np.int64)
     shape = tuple(sparse.dims)
