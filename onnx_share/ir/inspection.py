@@ -10,7 +10,9 @@ import onnx_ir as ir
 
 from onnx_share.config import OptimizeConfig, WeightSpec
 from onnx_share.io.load import ModelSource, default_opset, load_model
+from onnx_share.ir.opset import opset_blockers
 from onnx_share.ir.selection import select_weights
+from onnx_share.numerics.packing import index_storage, storage_opsets
 
 
 @dataclass
@@ -24,18 +26,27 @@ class TensorRow:
     estimated_bytes: int
 
 
-def estimated_bytes(num_elements: int, itemsize: float, spec: WeightSpec) -> int:
-    """Storage after per-tensor compression: packed indices/integers plus the codebook or scale."""
+def estimated_bytes(num_elements: int, itemsize: float, spec: WeightSpec, opset: int) -> int:
+    """Storage after per-tensor compression at default-domain ``opset``: the integers (uniform) or the indices
+    in the storage the codebook pass chooses (:func:`index_storage`), plus the scale or the codebook."""
     if spec.scheme == "uniform":
         return math.ceil(num_elements * spec.bits / 8) + int(itemsize)
-    storage_bits = 2 if spec.index_bits <= 2 else 4 if spec.index_bits <= 4 else 8
-    return math.ceil(num_elements * storage_bits / 8) + int(spec.num_clusters * itemsize)
+    return index_storage(spec.index_bits, opset).nbytes(num_elements) + int(spec.num_clusters * itemsize)
+
+
+def reachable_opset(model: ir.Model, targets: set[int]) -> int:
+    """The default-domain opset the model has, or the highest of ``targets`` it can be raised to safely (what
+    :func:`~onnx_share.ir.opset.raise_opset_to_best` would reach), without changing the model."""
+    current = default_opset(model) or 0
+    return max([current, *(t for t in targets if not opset_blockers(model, t))])
 
 
 def inspect_model(model: ModelSource, config: OptimizeConfig) -> tuple[list[TensorRow], dict[str, object]]:
     """Rows for every constant tensor (largest first) and a summary of the model."""
     loaded = load_model(model)
     selection = select_weights(loaded, config)
+    codebook_bits = [spec.index_bits for _, spec in selection.chosen if spec.scheme == "codebook"]
+    opset = reachable_opset(loaded, storage_opsets(codebook_bits))
     rows = []
     for weight, spec in selection.chosen:
         size = int(np.prod(weight.shape, dtype=np.int64))
@@ -48,7 +59,7 @@ def inspect_model(model: ModelSource, config: OptimizeConfig) -> tuple[list[Tens
                 list(weight.op_types),
                 weight.tensor.nbytes,
                 f"{spec.scheme} {spec.index_bits}-bit",
-                estimated_bytes(size, itemsize, spec),
+                estimated_bytes(size, itemsize, spec, opset),
             )
         )
     for skipped in selection.skipped:

@@ -1,15 +1,20 @@
-"""Codebook weights: a float weight W becomes ``Gather(codebook, Cast(indices → int32))``.
+"""Codebook weights: a float weight W becomes ``Gather(codebook, indices)``, the indices decoded to int32.
 
 Per tensor: 1-D k-means over W gives a codebook of k = 2**bits centroids (in W's dtype) and one index per
-weight, stored in the smallest ONNX integer type that holds k (UINT2, UINT4, UINT8) with W's shape, so the
-``Gather`` output is W's shape. Per channel or per group of output channels: the channel axis is moved to the
-front, each group gets its own codebook row ([G, k]), ``GatherElements`` decodes [G, M], and ``Reshape`` plus
-``Transpose`` restore W's layout. The decoded value keeps W's name.
+weight. Per channel or per group of output channels: the channel axis is moved to the front, each group gets
+its own codebook row ([G, k]), ``GatherElements`` decodes [G, M], and ``Reshape`` plus ``Transpose`` restore W's
+layout. The decoded value keeps W's name.
+
+The indices are stored as :func:`~onnx_share.numerics.packing.index_storage` says for their width and the
+model's opset (raised first when that is safe): a native ONNX type of exactly that width (UINT2, UINT4, UINT8)
+decoded by ``Cast(indices → int32)``, or, for the other widths and where the opset lacks the type, bytes
+bit-packed by :func:`~onnx_share.numerics.packing.pack_bits` and decoded by ``Cast(→ int32) → MatMul`` (each
+index's word of its two bytes) ``→ Div → Mod → Reshape`` (and ``Slice`` when the last group is padded), all
+opset-11 operators that onnxruntime constant-folds at session creation. Both give the same int32 indices.
 """
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 import onnx_ir as ir
 
@@ -20,28 +25,23 @@ from onnx_share.ir.selection import select_weights
 from onnx_share.ir.surgery import NameScope, constant, node, replace_weight
 from onnx_share.ir.weights import WeightTensor
 from onnx_share.numerics.codebook import Codebook, channel_rows, fit_codebook
+from onnx_share.numerics.packing import (
+    IndexStorage,
+    group_layout,
+    index_storage,
+    pack_bits,
+    storage_opsets,
+)
 from onnx_share.passes.base import (
     PassOutcome,
     WeightPass,
     not_smaller,
     original_values,
+    stored_bytes,
     tensor_row,
     working_on,
 )
 from onnx_share.report.data import TensorReport
-
-# (index bits it holds, ONNX type, numpy type, minimum default-domain opset)
-IndexStorage = tuple[int, ir.DataType, type, int]
-INDEX_STORAGE: tuple[IndexStorage, ...] = (
-    (2, ir.DataType.UINT2, ml_dtypes.uint2, 25),
-    (4, ir.DataType.UINT4, ml_dtypes.uint4, 21),
-    (8, ir.DataType.UINT8, np.uint8, 1),
-)
-
-
-def _index_storage(bits: int, opset: int = MAX_OPSET) -> IndexStorage:
-    """The narrowest index type that holds ``bits`` and that ``opset`` allows."""
-    return next(s for s in INDEX_STORAGE if bits <= s[0] and s[3] <= opset)
 
 
 class CodebookPass(WeightPass):
@@ -50,23 +50,23 @@ class CodebookPass(WeightPass):
     name = "codebook"
 
     def opsets_wanted(self, model: ir.Model) -> set[int]:
-        """The default-domain opsets whose index types the selected weights' widths need."""
+        """The default-domain opsets whose index storage the selected weights' widths need at best."""
         chosen = select_weights(model, self.config, "codebook").chosen
-        return {_index_storage(spec.index_bits)[3] for _, spec in chosen}
+        return {index_storage(spec.index_bits, MAX_OPSET).min_opset for _, spec in chosen}
 
     def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config, "codebook").chosen
         names = NameScope(model)
         result = PassOutcome(model, modified=False)
-        opset, blockers = raise_opset_to_best(model, {_index_storage(spec.index_bits)[3] for _, spec in chosen})
+        opset, blockers = raise_opset_to_best(model, storage_opsets(spec.index_bits for _, spec in chosen))
         if blockers:
             result.notes.append(
-                f"packed indices need a newer opset, which is not safe to raise to ({', '.join(blockers[:5])}); "
-                f"indices stay at opset {opset} types"
+                f"narrower index storage needs a newer opset, which is not safe to raise to "
+                f"({', '.join(blockers[:5])}); indices are stored as opset {opset} allows (see each tensor's storage)"
             )
         for weight, spec in self.progress_bar(chosen):
             with working_on(weight.name):
-                result.tensors.append(self._rewrite(weight, spec, _index_storage(spec.index_bits, opset), names))
+                result.tensors.append(self._rewrite(weight, spec, index_storage(spec.index_bits, opset), names))
         result.modified = any(row.scheme is not None for row in result.tensors)
         return result
 
@@ -85,8 +85,8 @@ class CodebookPass(WeightPass):
             init=spec.init, pin_zero=spec.pin_zero, seed=self.config.seed,
         )
         nodes, initializers = self._decode_graph(weight, codebook, storage, original.dtype, names)
-        stored = sum(v.const_value.nbytes for v in initializers if v.const_value is not None)
-        refused = not_smaller(weight, stored)
+        stored = sum(int(v.const_value.nbytes) for v in initializers if v.const_value is not None)
+        refused = not_smaller(weight, stored_bytes(nodes, initializers))
         if refused is not None:
             return refused
         replace_weight(weight, nodes, initializers)
@@ -104,7 +104,7 @@ class CodebookPass(WeightPass):
             clusters=spec.num_clusters,
             granularity=codebook.granularity,
             group_size=codebook.group_size,
-            storage=storage[1].name,
+            storage=storage.label,
             relative_error=error,
             notes=notes,
         )
@@ -117,27 +117,78 @@ class CodebookPass(WeightPass):
         dtype: np.dtype,
         names: NameScope,
     ) -> tuple[list[ir.Node], list[ir.Value]]:
+        """The nodes and initializers that compute W from ``codebook``: codebook table first, then the index
+        decode (:func:`_index_graph`), then the gather and, per channel or group, W's layout restored."""
         name, shape = weight.name, weight.shape
-        index_type = storage[2]
         if codebook.axis is None:
             table = constant(names, f"{name}_codebook", codebook.centroids[0].astype(dtype))
-            indices = constant(names, f"{name}_indices", codebook.indices.reshape(shape).astype(index_type))
-            cast = node("Cast", [indices], f"{name}/decode/Cast", names, to=ir.DataType.INT32)
-            gather = node("Gather", [table, cast.outputs[0]], f"{name}/decode/Gather", names, axis=0)
-            return [cast, gather], [table, indices]
+            index_nodes, index_constants = _index_graph(name, codebook.indices, shape, storage, names)
+            gather = node("Gather", [table, index_nodes[-1].outputs[0]], f"{name}/decode/Gather", names, axis=0)
+            return [*index_nodes, gather], [table, *index_constants]
         axis = codebook.axis
         moved = (shape[axis], *shape[:axis], *shape[axis + 1 :])
         table = constant(names, f"{name}_codebook", codebook.centroids.astype(dtype))
-        indices = constant(names, f"{name}_indices", codebook.indices.astype(index_type))
+        index_nodes, index_constants = _index_graph(name, codebook.indices, codebook.indices.shape, storage, names)
         target_shape = constant(names, f"{name}_shape", np.array(moved, dtype=np.int64))
-        cast = node("Cast", [indices], f"{name}/decode/Cast", names, to=ir.DataType.INT32)
         gather = node(
-            "GatherElements", [table, cast.outputs[0]], f"{name}/decode/GatherElements", names, axis=1
+            "GatherElements", [table, index_nodes[-1].outputs[0]], f"{name}/decode/GatherElements", names, axis=1
         )
         reshape = node("Reshape", [gather.outputs[0], target_shape], f"{name}/decode/Reshape", names)
-        nodes = [cast, gather, reshape]
+        nodes = [*index_nodes, gather, reshape]
         if axis != 0:
             perm = [*range(1, axis + 1), 0, *range(axis + 1, len(shape))]
             nodes.append(node("Transpose", [reshape.outputs[0]], f"{name}/decode/Transpose", names, perm=perm))
-        return nodes, [table, indices, target_shape]
+        return nodes, [table, *index_constants, target_shape]
 
+
+def _index_graph(
+    name: str, indices: np.ndarray, shape: tuple[int, ...], storage: IndexStorage, names: NameScope
+) -> tuple[list[ir.Node], list[ir.Value]]:
+    """Nodes whose last output is ``indices`` (uint8) as int32 of ``shape``, and the initializers they read.
+
+    Native storage: the indices in their ONNX type with ``shape``, then ``Cast``. Packed: the [B, G] UINT8 bytes of
+    :func:`pack_bits`, then ``Cast`` to int32; where an index may span two bytes (B > 1) ``MatMul`` by the [e, B]
+    matrix of :func:`group_layout` makes each slot's word of its two byte rows (B = 1: the one row, broadcast);
+    ``Div`` by [e, 1] powers of two and ``Mod`` 2**bits give the [e, G] indices; ``Reshape`` to ``shape`` (through
+    1-D and ``Slice`` when the last group is padded).
+    """
+    if not storage.packed:
+        index_type = ir.DataType[storage.type_name].numpy()
+        stored = constant(names, f"{name}_indices", indices.reshape(shape).astype(index_type))
+        return [node("Cast", [stored], f"{name}/decode/Cast", names, to=ir.DataType.INT32)], [stored]
+    slot_words, shift = group_layout(storage.bits)
+    stored = constant(names, f"{name}_indices", pack_bits(indices, storage.bits))
+    decode = _Subgraph(name, names, [stored])
+    words = decode.step("Cast", stored, to=ir.DataType.INT32)
+    if stored.shape[0] > 1:
+        words = decode.step("MatMul", decode.constant("index_words", slot_words), words)
+    scale = decode.constant("index_slot_scale", (1 << shift[:, None]).astype(np.int32))
+    below = decode.step("Div", words, scale)
+    decoded = decode.step("Mod", below, decode.constant("index_modulus", np.int32(1 << storage.bits)))
+    if stored.shape[1] * len(shift) != indices.size:
+        flat = decode.step("Reshape", decoded, decode.constant("index_flat", np.array([-1], dtype=np.int64)))
+        start = decode.constant("index_start", np.array([0], dtype=np.int64))
+        stop = decode.constant("index_stop", np.array([indices.size], dtype=np.int64))
+        decoded = decode.step("Slice", flat, start, stop)
+    decode.step("Reshape", decoded, decode.constant("index_shape", np.array(shape, dtype=np.int64)))
+    return decode.nodes, decode.initializers
+
+
+class _Subgraph:
+    """Nodes and initializers of one weight's decode, appended in order, named after the weight."""
+
+    def __init__(self, weight_name: str, names: NameScope, initializers: list[ir.Value]) -> None:
+        self.weight_name = weight_name
+        self.names = names
+        self.nodes: list[ir.Node] = []
+        self.initializers = initializers
+
+    def constant(self, base: str, array: np.ndarray | np.generic) -> ir.Value:
+        """A new initializer named ``{weight}_{base}``."""
+        self.initializers.append(constant(self.names, f"{self.weight_name}_{base}", np.asarray(array)))
+        return self.initializers[-1]
+
+    def step(self, op_type: str, *inputs: ir.Value, **attributes: object) -> ir.Value:
+        """Append an ``op_type`` node named ``{weight}/decode/{op_type}``; its output."""
+        self.nodes.append(node(op_type, inputs, f"{self.weight_name}/decode/{op_type}", self.names, **attributes))
+        return self.nodes[-1].outputs[0]

@@ -1,4 +1,4 @@
-"""2/4/8-bit index storage: values survive the IR, protobuf serialization and onnxruntime bit-exactly."""
+"""Native 2/4/8-bit index types: values survive the IR, protobuf serialization and onnxruntime bit-exactly."""
 
 from __future__ import annotations
 
@@ -8,24 +8,17 @@ import onnx.numpy_helper as onh
 import onnx_ir as ir
 import pytest
 
-from onnx_share.passes.codebook import INDEX_STORAGE, _index_storage
+from onnx_share.numerics.packing import NATIVE_INDEX_TYPES
+
+# Which storage a width gets at an opset (packed bytes included): tests/numerics/test_packing.py.
 
 
-@pytest.mark.parametrize(("bits", "expected"), [(1, "UINT2"), (2, "UINT2"), (3, "UINT4"), (4, "UINT4"),
-                                                (5, "UINT8"), (8, "UINT8")])
-def test_narrowest_storage_for_bits(bits: int, expected: str) -> None:
-    assert _index_storage(bits)[1].name == expected
-
-
-def test_storage_respects_the_opset() -> None:
-    assert _index_storage(2, opset=24)[1].name == "UINT4"
-    assert _index_storage(4, opset=20)[1].name == "UINT8"
-
-
-@pytest.mark.parametrize("storage", INDEX_STORAGE, ids=lambda s: s[1].name)
+@pytest.mark.parametrize("storage", NATIVE_INDEX_TYPES, ids=lambda s: s[0])
 @pytest.mark.parametrize("shape", [(7,), (3, 5), (2, 3, 5)])  # odd element counts exercise the last half byte
-def test_packing_round_trip(storage: tuple, shape: tuple[int, ...]) -> None:
-    capacity, onnx_type, numpy_type, _ = storage
+def test_packing_round_trip(storage: tuple[str, int, int], shape: tuple[int, ...]) -> None:
+    type_name, capacity, _ = storage
+    onnx_type = ir.DataType[type_name]
+    numpy_type = onnx_type.numpy()
     values = np.random.default_rng(capacity).integers(0, 2**capacity, size=shape)
     tensor = ir.tensor(values.astype(numpy_type), name="indices")
     assert tensor.dtype == onnx_type
