@@ -217,6 +217,9 @@ class WeightDiff:
                                        .itemsize * 8)
         if row.clusters:  # a codebook of k entries needs ceil(log2 k) index bits, whatever the storage type
             row.bits = max(1, (row.clusters - 1).bit_length())
+            elements = int(np.prod(row.shape, dtype=np.int64))
+            if integers and row.storage == "UINT8" and tensor_nbytes(largest) < elements:
+                row.storage = f"UINT8 packed {row.bits}-bit"  # fewer bytes than indices: bit-packed
 
     def _centroids(self, name: str, sample: np.ndarray) -> tuple[np.ndarray | None, str | None]:
         """The codebook's levels: the float table a Gather reads, or the grid of a per-tensor DequantizeLinear;

@@ -57,7 +57,7 @@ def test_compare_cli_on_digits_with_given_inputs(digits_3bit: Path, tmp_path: Pa
     assert names[0] == "/conv1/Conv_output_0" and names[-1] == "logits" and len(names) == 12
     assert [layer["index"] for layer in validation["layers"]] == list(range(12))
     rows = {t["name"]: t for t in data["tensors"]}
-    assert rows["fc1.weight"]["scheme"] == "codebook" and rows["fc1.weight"]["storage"] == "UINT4"
+    assert rows["fc1.weight"]["scheme"] == "codebook" and rows["fc1.weight"]["storage"] == "UINT8 packed 3-bit"
     assert rows["fc1.weight"]["clusters"] == 8 and rows["fc1.weight"]["bits"] == 3
     assert 0 < rows["fc1.weight"]["relative_error"] < 0.3
     assert rows["conv1.weight"]["skipped"] == "unchanged"

@@ -238,8 +238,16 @@ def test_packed_index_types_follow_bits(tmp_path: Path, rng: np.random.Generator
         assert out.ir_version <= 13
 
 
-def test_opset_not_raised_when_unsafe_falls_back_to_uint8(tmp_path: Path, rng: np.random.Generator) -> None:
-    """Softmax changed meaning in opset 13, so an opset-11 model keeps its opset and gets UINT8 indices."""
+def test_opset_kept_when_it_cannot_be_converted_packs_the_indices(tmp_path: Path, rng: np.random.Generator,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Softmax changed meaning in opset 13; when the version converter fails too, an opset-11 model keeps its
+    opset and its 4-bit indices are bit-packed in UINT8."""
+    import onnx_share.api
+
+    def refuse(proto: onnx.ModelProto, target: int) -> onnx.ModelProto:
+        raise ValueError("onnx's version converter failed: no adapter")
+
+    monkeypatch.setattr(onnx_share.api, "convert_opset", refuse)
     w = rng.normal(size=(64, 48)).astype(np.float32)
     nodes = [oh.make_node("MatMul", ["x", "W"], ["h"]), oh.make_node("Softmax", ["h"], ["y"], axis=1)]
     model = make_model(nodes, [tensor_info("x", FLOAT, [2, 64])], [tensor_info("y", FLOAT, [2, 48])], {"W": w},
@@ -247,7 +255,8 @@ def test_opset_not_raised_when_unsafe_falls_back_to_uint8(tmp_path: Path, rng: n
     result = onnx_share.optimize(model, {"default": {"bits": 4}, "min_elements": 16})
     out = onnx.load(result.save(tmp_path / "out.onnx"))
     assert out.opset_import[0].version == 11
+    assert result.report.compressed[0].storage == "UINT8 packed 4-bit"
     assert next(t for t in out.graph.initializer if t.name == "W_indices").data_type == onnx.TensorProto.UINT8
-    assert any("Softmax" in note for note in result.report.notes)
+    assert any("not kept (onnx's version converter failed" in note for note in result.report.notes)
     x = {"x": rng.normal(size=(2, 64)).astype(np.float32)}
     assert run(out, x)[0].shape == (2, 48)
