@@ -15,6 +15,7 @@ import onnx_ir as ir
 
 from onnx_share.errors import OnnxShareError
 from onnx_share.io.checker import CHECK_LEVEL_META_KEY, checker_problem
+from onnx_share.io.proto import iter_graph_protos
 from onnx_share.io.sparse import sparse_constant, sparse_form
 
 # Protobuf cannot serialize a message of 2 GiB or more: larger models must keep weights in external data.
@@ -79,8 +80,9 @@ def save_model(
                     value.type, value.shape = dtype, shape
                 for value, _ in sparse:
                     model.graph.register_initializer(value)
-            if sparse:
-                _write_sparse(staged, [form for _, form in sparse])
+            typed_outputs = {v.name for g in model.graphs() for v in g.initializers.values() if v.is_graph_output()}
+            if sparse or typed_outputs:
+                _finish_proto(staged, [form for _, form in sparse], typed_outputs)
             level = model.meta.get(CHECK_LEVEL_META_KEY, "basic")
             problem = None if level == "none" else checker_problem(staged, full=level == "full")
             if problem is not None:
@@ -131,11 +133,17 @@ def _stage_sparse(model: ir.Model) -> list[tuple[ir.Value, onnx.SparseTensorProt
     return taken
 
 
-def _write_sparse(staged: Path, forms: list[onnx.SparseTensorProto]) -> None:
+def _finish_proto(staged: Path, forms: list[onnx.SparseTensorProto], typed_outputs: set[str]) -> None:
+    """What the IR cannot write: sparse ``Constant`` nodes for ``forms``, and no ``value_info`` repeating an
+    initializer that is a graph output (its type is in the output's entry)."""
     proto = onnx.load(staged, load_external_data=False)
     nodes = [sparse_constant(form.values.name, form) for form in forms] + list(proto.graph.node)
     del proto.graph.node[:]
     proto.graph.node.extend(nodes)
+    for graph in iter_graph_protos(proto.graph):
+        kept = [info for info in graph.value_info if info.name not in typed_outputs]
+        del graph.value_info[:]
+        graph.value_info.extend(kept)
     onnx.save_model(proto, staged)
 
 

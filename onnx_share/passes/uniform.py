@@ -153,7 +153,15 @@ def _quant_type(weight: WeightTensor, spec: WeightSpec) -> tuple[ir.DataType, ty
 
 
 def _feeds_transpose(weight: WeightTensor) -> bool:
-    return any(use.node.op_type == "Transpose" for use in weight.value.uses())
+    """Whether the weight reaches a ``Transpose``, directly or through ``Identity``/``Cast``."""
+    values = [weight.value]
+    while values:
+        for use in values.pop().uses():
+            if use.node.op_type == "Transpose":
+                return True
+            if use.node.op_type in ("Identity", "Cast"):
+                values.extend(use.node.outputs)
+    return False
 
 
 def _dequantize_graph(
