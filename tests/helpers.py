@@ -96,3 +96,17 @@ def with_singular_values(rng: np.random.Generator, rows: int, cols: int, s: np.n
 
 def low_rank_matrix(rng: np.random.Generator, rows: int, cols: int, rank: int) -> np.ndarray:
     return rng.normal(size=(rows, rank)) @ rng.normal(size=(rank, cols))
+
+
+def bfloat16_matmul_model(rng: np.random.Generator) -> onnx.ModelProto:
+    """x[1, 64] @ Cast(W: bfloat16 [64, 64] → float) at opset 21: a bfloat16 weight behind a Cast."""
+    import ml_dtypes
+
+    weight = rng.standard_normal((64, 64)).astype(ml_dtypes.bfloat16)
+    tensor = oh.make_tensor("W", onnx.TensorProto.BFLOAT16, [64, 64], weight.view(np.uint16).tobytes(), raw=True)
+    graph = oh.make_graph(
+        [oh.make_node("Cast", ["W"], ["Wf"], to=onnx.TensorProto.FLOAT), oh.make_node("MatMul", ["x", "Wf"], ["y"])],
+        "g", [tensor_info("x", onnx.TensorProto.FLOAT, [1, 64])], [tensor_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+        initializer=[tensor],
+    )
+    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 21)], ir_version=10)

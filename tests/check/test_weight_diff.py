@@ -5,25 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 import onnx
 import onnx.helper as oh
-from helpers import make_model, tensor_info
+from helpers import bfloat16_matmul_model, make_model, tensor_info
 
 from onnx_share.api import compare, optimize
 
 
 def test_compare_reads_bfloat16_weights(tmp_path: Path, rng: np.random.Generator) -> None:
-    weight = rng.standard_normal((64, 64)).astype(ml_dtypes.bfloat16)
-    tensor = oh.make_tensor("W", onnx.TensorProto.BFLOAT16, [64, 64], weight.view(np.uint16).tobytes(), raw=True)
-    graph = oh.make_graph(
-        [oh.make_node("Cast", ["W"], ["Wf"], to=onnx.TensorProto.FLOAT), oh.make_node("MatMul", ["x", "Wf"], ["y"])],
-        "g", [tensor_info("x", onnx.TensorProto.FLOAT, [1, 64])], [tensor_info("y", onnx.TensorProto.FLOAT, [1, 64])],
-        initializer=[tensor],
-    )
     source = tmp_path / "bf16.onnx"
-    onnx.save_model(oh.make_model(graph, opset_imports=[oh.make_opsetid("", 21)], ir_version=10), source)
+    onnx.save_model(bfloat16_matmul_model(rng), source)
     result = optimize(source, {"default": {"bits": 4}, "min_elements": 16})
     out = result.save(tmp_path / "out.onnx")
     (row,) = [t for t in compare(source, out).tensors if t.name == "W"]

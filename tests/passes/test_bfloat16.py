@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import ml_dtypes
 import numpy as np
 import onnx
 import onnx.helper as oh
 import onnx.numpy_helper as onh
 import pytest
-from helpers import run, tensor_info
+from helpers import bfloat16_matmul_model, run, tensor_info
 
 from onnx_share.api import optimize
 from onnx_share.check.feeds import NotValidated, input_metadata, synthesize_feeds
@@ -19,20 +18,9 @@ from onnx_share.config import ValidationConfig
 from onnx_share.targets.checks import check_model
 
 
-def _bf16_model(rng: np.random.Generator) -> onnx.ModelProto:
-    weight = rng.standard_normal((64, 64)).astype(ml_dtypes.bfloat16)
-    tensor = oh.make_tensor("W", onnx.TensorProto.BFLOAT16, [64, 64], weight.view(np.uint16).tobytes(), raw=True)
-    graph = oh.make_graph(
-        [oh.make_node("Cast", ["W"], ["Wf"], to=onnx.TensorProto.FLOAT), oh.make_node("MatMul", ["x", "Wf"], ["y"])],
-        "g", [tensor_info("x", onnx.TensorProto.FLOAT, [1, 64])], [tensor_info("y", onnx.TensorProto.FLOAT, [1, 64])],
-        initializer=[tensor],
-    )
-    return oh.make_model(graph, opset_imports=[oh.make_opsetid("", 21)], ir_version=10)
-
-
 @pytest.mark.parametrize("scheme", ["codebook", "uniform"])
 def test_bfloat16_weights_run_in_onnxruntime(scheme: str, tmp_path: Path, rng: np.random.Generator) -> None:
-    model = _bf16_model(rng)
+    model = bfloat16_matmul_model(rng)
     result = optimize(model, {"default": {"scheme": scheme, "bits": 8}, "min_elements": 16})
     assert [t.name for t in result.report.compressed] == ["W"]
     path = result.save(tmp_path / "out.onnx")
