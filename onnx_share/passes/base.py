@@ -76,9 +76,10 @@ def stored_bytes(nodes: Sequence[ir.Node], initializers: Sequence[ir.Value]) -> 
 
 
 def not_smaller(weight: WeightTensor, stored_bytes: int) -> TensorReport | None:
-    """A skip row when the compressed form (data, names, decode nodes) would take at least the bytes the weight
-    is stored in now."""
+    """A skip row when the compressed form (data, names, decode nodes, and the ``value_info`` its decoded value
+    gets) would take at least the bytes the weight is stored in now."""
     current = int(weight.tensor.nbytes) + len(weight.name) + 2 * len(weight.shape) + 8
+    stored_bytes += len(weight.name) + 2 * len(weight.shape) + 16  # the decoded value's type and shape
     if stored_bytes < current:
         return None
     return tensor_row(

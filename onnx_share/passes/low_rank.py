@@ -24,7 +24,7 @@ from onnx_share.ir.surgery import NameScope, constant, node
 from onnx_share.ir.weights import WeightTensor
 from onnx_share.numerics import low_rank
 from onnx_share.numerics.metrics import relative_error
-from onnx_share.passes.base import PassOutcome, WeightPass, tensor_row, working_on
+from onnx_share.passes.base import PassOutcome, WeightPass, not_smaller, stored_bytes, tensor_row, working_on
 from onnx_share.report.data import TensorReport
 
 log = logging.getLogger("onnx_share")
@@ -32,6 +32,8 @@ log = logging.getLogger("onnx_share")
 # Gemm's bias C became optional in opset 11; older models cannot take the bias-free first Gemm.
 OPTIONAL_GEMM_BIAS_OPSET = 11
 SPLIT_OPS = frozenset({"MatMul", "Gemm"})
+# Bytes of the node a split adds per consumer (a MatMul with three value names), for the not-smaller rule.
+SPLIT_NODE_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,9 @@ def _split(
     first, second = (left, right) if first_is_left else (right, left)
     a = constant(names, f"{weight.name}_lowrank_a", first)
     b = constant(names, f"{weight.name}_lowrank_b", second)
+    stored = stored_bytes([], [a, b]) + SPLIT_NODE_BYTES * len(uses)
+    if not_smaller(weight, stored) is not None:
+        return None, f"the factors at rank {rank} (about {stored} bytes with their nodes) would not be smaller"
     p, q = (a, b) if first_is_left else (b, a)
     for use in uses:
         _rewire(use, p, q, weight, names)
