@@ -45,7 +45,7 @@ class OptimizeResult:
 
     def save(self, path: str | os.PathLike, *, external_data: bool | None = None) -> Path:
         """Write the model atomically; never onto the file it was read from nor onto a data file it reads."""
-        if any(same_file(source, path) for source in self.input_files[:1]):
+        if self.input_files and same_file(self.input_files[0], path):
             raise OnnxShareError(f"output {path} is the input file; choose another output path")
         if external_data is None:
             external_data = self.config.external_data

@@ -25,6 +25,7 @@ SHAPE_READERS = frozenset({"Shape", "Size"})
 RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
 # Float inputs that set an output's shape; other shape inputs (Reshape, Slice, Expand, Tile...) are integer.
 FLOAT_SHAPE_INPUTS = frozenset({("Resize", 2), ("Upsample", 1)})
+FINITE_META_KEY = "onnx_share.finite"
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,20 @@ def _skip_reason(
         return f"{size} elements < min_elements {min_elements}"
     if not uses:
         return "unused"
-    if not np.isfinite(tensor.numpy()).all():
+    if not _finite(value, tensor):
         return "holds NaN or infinite values"
     return None
+
+
+def _finite(value: ir.Value, tensor: ir.TensorProtocol) -> bool:
+    """Whether ``tensor`` holds no NaN or infinity; read once per tensor object (the passes ask again and again,
+    and a rewrite replaces the object), the answer kept in ``value.meta``."""
+    checked = value.meta.get(FINITE_META_KEY)
+    if checked is not None and checked[0] is tensor:
+        return checked[1]
+    finite = bool(np.isfinite(tensor.numpy()).all())
+    value.meta[FINITE_META_KEY] = (tensor, finite)
+    return finite
 
 
 def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | None]:

@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import onnx.helper as oh
 import onnx.numpy_helper as onh
+import onnx_ir as ir
 from helpers import make_model, run, tensor_info
 
 from onnx_share.api import optimize
@@ -49,11 +50,6 @@ def test_constant_weights_are_compressed_like_initializers(rng: np.random.Genera
     for condition in (True, False):
         feeds = {"x": x, "c": np.array(condition)}
         expected = run(model, feeds)[0]
-        got = run(onnx_proto(result), feeds)[0]
+        got = run(ir.to_proto(result.model), feeds)[0]
         assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
 
-
-def onnx_proto(result) -> onnx.ModelProto:
-    import onnx_ir as ir
-
-    return ir.to_proto(result.model)
