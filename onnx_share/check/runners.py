@@ -18,8 +18,8 @@ from polygraphy.backend.onnxrt import OnnxrtRunner
 from polygraphy.comparator import Comparator, RunResults
 from polygraphy.logger import G_LOGGER
 
-from onnx_share.errors import OnnxShareError
-from onnx_share.io.proto import ProtoModel, first_line
+from onnx_share.errors import OnnxShareError, first_line
+from onnx_share.io.proto import ProtoModel
 
 # onnxruntime resolves external data of a model given as bytes relative to this folder.
 EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"

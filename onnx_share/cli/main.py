@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from onnx_share._version import __version__
 from onnx_share.cli import EXAMPLES, EXIT_ERROR, check, compare, inspect, optimize
 from onnx_share.cli.args import VerbosityArgs
-from onnx_share.errors import OnnxShareError
+from onnx_share.errors import OnnxShareError, first_line
 
 COMMANDS = {"optimize": optimize, "inspect": inspect, "compare": compare, "check": check}
 VERBOSITY = VerbosityArgs()  # every command adds -v; this reads it
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug or an input we did not foresee: still one line unless -v
         if VERBOSITY.tracebacks(args):
             traceback.print_exc()
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        first = first_line(exc)
         print(f"onnx-share: error: {type(exc).__name__}: {first} (run with -v for details)", file=sys.stderr)
         return EXIT_ERROR
 

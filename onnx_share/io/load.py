@@ -15,7 +15,7 @@ import onnx
 import onnx_ir as ir
 import onnx_ir.passes.common
 
-from onnx_share.errors import OnnxShareError
+from onnx_share.errors import OnnxShareError, first_line
 from onnx_share.io.checker import CHECK_LEVEL_META_KEY, check_level, structure_problem
 from onnx_share.io.sparse import densify_sparse_tensors
 
@@ -110,8 +110,7 @@ def _load_path(path: Path) -> tuple[ir.Model, onnx.ModelProto]:
         root = exc
         while root.__cause__ is not None:
             root = root.__cause__
-        detail = (str(root).strip().splitlines() or [type(root).__name__])[0][:200]
-        raise OnnxShareError(f"{path}: not a valid ONNX model ({type(root).__name__}: {detail})") from exc
+        raise OnnxShareError(f"{path}: not a valid ONNX model ({type(root).__name__}: {first_line(root)})") from exc
     if model.ir_version is None or model.ir_version < 1 or (len(model.graph) == 0 and not model.graph.outputs):
         raise OnnxShareError(f"{path}: not an ONNX model (no IR version or empty graph)")
     _check_external_data(model, path.parent)

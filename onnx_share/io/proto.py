@@ -14,7 +14,7 @@ from pathlib import Path
 
 import onnx
 
-from onnx_share.errors import OnnxShareError
+from onnx_share.errors import OnnxShareError, first_line
 
 # The default ONNX operator domain, by both of its names.
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -101,9 +101,3 @@ def model_file_bytes(path: Path, locations: set[str]) -> int:
     count 0)."""
     folder = path.parent
     return path.stat().st_size + sum((folder / loc).stat().st_size for loc in locations if (folder / loc).is_file())
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when empty), at most 300 characters."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]

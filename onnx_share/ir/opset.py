@@ -13,6 +13,7 @@ import onnx.defs
 import onnx.version_converter
 import onnx_ir as ir
 
+from onnx_share.errors import first_line
 from onnx_share.io.load import MAX_OPSET, default_opset
 from onnx_share.io.proto import DEFAULT_DOMAINS
 
@@ -123,8 +124,7 @@ def convert_opset(proto: onnx.ModelProto, target: int) -> onnx.ModelProto:
     try:
         converted = onnx.version_converter.convert_version(proto, target)
     except Exception as exc:  # the converter raises ConvertError, RuntimeError or IndexError by adapter
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ValueError(f"onnx's version converter failed: {text}") from exc
+        raise ValueError(f"onnx's version converter failed: {first_line(exc)}") from exc
     converted.ir_version = max(converted.ir_version, min_ir_version(target))
     return converted
 

@@ -12,6 +12,7 @@ import onnx_ir as ir
 from tqdm import tqdm
 
 from onnx_share.config import OptimizeConfig
+from onnx_share.errors import first_line
 from onnx_share.ir.weights import WeightTensor
 from onnx_share.report.data import TensorReport
 
@@ -57,8 +58,7 @@ class TensorError(RuntimeError):
     """An unexpected failure while a pass rewrote one tensor; the pipeline adds the pass name."""
 
     def __init__(self, tensor: str, cause: BaseException) -> None:
-        text = (str(cause).strip().splitlines() or [""])[0][:300]
-        super().__init__(f"tensor {tensor!r}: {type(cause).__name__}: {text}")
+        super().__init__(f"tensor {tensor!r}: {type(cause).__name__}: {first_line(cause)}")
         self.tensor = tensor
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import onnx_ir as ir
 
 from onnx_share.config import OptimizeConfig
+from onnx_share.errors import first_line
 from onnx_share.passes.base import PassOutcome, TensorError
 from onnx_share.passes.codebook import CodebookPass
 from onnx_share.passes.fold_qdq import FoldQdqPass
@@ -56,8 +57,7 @@ class RecordedStep(ir.passes.InPlacePass):
             except TensorError as exc:
                 raise PipelineError(f"pass {self.name!r} failed on {exc}") from exc
             except Exception as exc:
-                text = (str(exc).strip().splitlines() or [""])[0][:300]
-                raise PipelineError(f"pass {self.name!r} failed: {type(exc).__name__}: {text}") from exc
+                raise PipelineError(f"pass {self.name!r} failed: {type(exc).__name__}: {first_line(exc)}") from exc
             outcomes.append(result if isinstance(result, PassOutcome) else PassOutcome(result.model, result.modified))
         section = _section(self.name, time.perf_counter() - start, outcomes)
         self.report.passes.append(section)

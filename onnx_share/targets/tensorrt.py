@@ -21,8 +21,8 @@ from onnx_share.check.feeds import prepare_feeds
 from onnx_share.check.metrics import output_stats
 from onnx_share.check.runners import onnxrt_runner, run_runners
 from onnx_share.config import ValidationConfig
-from onnx_share.errors import OnnxShareError
-from onnx_share.io.proto import ProtoModel, first_line
+from onnx_share.errors import OnnxShareError, first_line
+from onnx_share.io.proto import ProtoModel
 from onnx_share.report.data import TargetReport
 from onnx_share.targets.checks import check_model
 
