@@ -54,7 +54,7 @@ def main() -> None:
                 continue
             size_mb = path.stat().st_size / 2**20
             for bits in args.bits:
-                for scheme in ("lut", "uniform"):
+                for scheme in ("codebook", "uniform"):
                     for validate in (False, True):
                         cli = ["optimize", str(path), f"{tmp}/out.onnx", "--bits", str(bits), "--scheme", scheme]
                         cli += extra if validate else ["--no-validate"]

@@ -37,11 +37,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "share alone": {"passes": ["share"]},
     "lowrank alone (energy 0.95)": {"passes": ["lowrank"], "lowrank": {"energy": 0.95}},
     "prune alone (50%)": {"passes": ["prune"], "prune": {"fraction": 0.5}},
-    "cluster lut 8-bit": {"passes": ["cluster"], "default": {"bits": 8}},
-    "cluster lut 5-bit": {"passes": ["cluster"], "default": {"bits": 5}},
-    "cluster lut 4-bit per channel": {"passes": ["cluster"], "default": {"bits": 4, "granularity": "channel"}},
-    "cluster uniform 8-bit": {"passes": ["cluster"], "default": {"scheme": "uniform", "bits": 8}},
-    "cluster uniform 4-bit": {"passes": ["cluster"], "default": {"scheme": "uniform", "bits": 4}},
+    "compress codebook 8-bit": {"passes": ["compress"], "default": {"bits": 8}},
+    "compress codebook 5-bit": {"passes": ["compress"], "default": {"bits": 5}},
+    "compress codebook 4-bit per channel": {"passes": ["compress"], "default": {"bits": 4, "granularity": "channel"}},
+    "compress uniform 8-bit": {"passes": ["compress"], "default": {"scheme": "uniform", "bits": 8}},
+    "compress uniform 4-bit": {"passes": ["compress"], "default": {"scheme": "uniform", "bits": 4}},
     "default pipeline (8-bit)": {},
     "default pipeline + prune 50% + 5-bit": {"prune": {"fraction": 0.5}, "default": {"bits": 5}},
 }
@@ -79,7 +79,7 @@ def main() -> None:
             print("| config | file bytes | ratio | test accuracy |")
             print("|---|---|---|---|")
             for name, config in CONFIGS.items():
-                result = onnx_share.api(model, config)
+                result = onnx_share.optimize(model, config)
                 result.save(out)
                 print(f"| {name} | {out.stat().st_size} | {model.stat().st_size / out.stat().st_size:.2f}x | "
                       f"{accuracy(out):.4f} |")
@@ -93,7 +93,7 @@ def main() -> None:
             print("| config | file bytes | ratio | cosine | max abs err | optimize s |")
             print("|---|---|---|---|---|---|")
             for name, config in CONFIGS.items():
-                result = onnx_share.api(MINILM, config)
+                result = onnx_share.optimize(MINILM, config)
                 result.save(out)
                 (stats,) = result.validate(inputs).outputs
                 seconds = sum(v for k, v in result.report.timings_s.items() if k not in ("save", "validate"))
