@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the weight table (or JSON) of ``args.model`` under the config the flags describe."""
-    from onnx_share.ir.inspection import format_rows, inspect_model, rows_as_dicts
+    from onnx_share.passes.inspection import format_rows, inspect_model, rows_as_dicts
 
     rows, summary = inspect_model(args.model, PASSES.apply(args, COMPRESSION.load(args)))
     if args.json:

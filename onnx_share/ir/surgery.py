@@ -12,13 +12,13 @@ from onnx_share.ir.weights import WeightTensor
 
 
 class NameScope:
-    """Value and node names already used anywhere in a model, handing out fresh ones derived from a base name
-    (onnxruntime refuses two values, or two nodes, of one name)."""
+    """Value and node names already used anywhere in a model (none without one), handing out fresh ones derived
+    from a base name (onnxruntime refuses two values, or two nodes, of one name)."""
 
-    def __init__(self, model: ir.Model) -> None:
+    def __init__(self, model: ir.Model | None = None) -> None:
         self._taken: set[str] = set()
         self._nodes: set[str] = set()
-        for graph in model.graphs():
+        for graph in model.graphs() if model is not None else ():
             self._taken.update(v.name for v in graph.inputs if v.name)
             self._taken.update(graph.initializers)
             for node in graph:

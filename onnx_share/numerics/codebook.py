@@ -83,10 +83,7 @@ def fit_codebook(
     Centroids are rounded to ``values``' dtype, as the codebook initializer stores them.
     """
     granularity = "tensor" if axis is None else granularity
-    groups = None
-    if granularity != "tensor":
-        channels = values.shape[axis]
-        groups = 1 if granularity == "channel" else _divisor_at_most(channels, group_size)
+    groups = None if granularity == "tensor" else channels_per_codebook(values.shape[axis], granularity, group_size)
     rows = channel_rows(values, None if granularity == "tensor" else axis, groups)
     centroids = np.empty((rows.shape[0], k), dtype=np.float64)
     indices = np.empty(rows.shape, dtype=np.uint8)
@@ -99,13 +96,16 @@ def fit_codebook(
     return Codebook(centroids, indices, None if granularity == "tensor" else axis, granularity, groups)
 
 
+def channels_per_codebook(channels: int, granularity: str, group_size: int) -> int:
+    """Output channels sharing one codebook: 1 per channel; per group the largest divisor of ``channels`` not
+    above ``group_size`` (groups must tile the channels exactly)."""
+    if granularity == "channel":
+        return 1
+    return max(d for d in range(1, min(channels, group_size) + 1) if channels % d == 0)
+
+
 def _pins_zero(values: np.ndarray, requested: bool | None) -> bool:
     """``pin_zero`` as asked, or (None) when at least ``PIN_ZERO_FRACTION`` of the values are exactly zero."""
     if requested is not None:
         return requested
     return np.count_nonzero(values == 0) >= PIN_ZERO_FRACTION * values.size
-
-
-def _divisor_at_most(n: int, limit: int) -> int:
-    """The largest divisor of ``n`` not above ``limit`` (groups must tile the channels exactly)."""
-    return max(d for d in range(1, min(n, limit) + 1) if n % d == 0)

@@ -33,8 +33,6 @@ NATIVE_INDEX_TYPES: tuple[tuple[str, int, int], ...] = (("UINT2", 2, 25), ("UINT
 # The decode subgraph's operators all exist in this form from opset 11 on (Mod and Slice with inputs: 10;
 # int32 MatMul: 9).
 PACKED_MIN_OPSET = 11
-# Groups packed per numpy block (bounds the 8 bytes per index that unpacking bits to bytes takes).
-PACK_BLOCK = 1 << 19
 
 
 @dataclass(frozen=True)
@@ -113,14 +111,14 @@ def pack_bits(indices: np.ndarray, bits: int) -> np.ndarray:
         raise ValueError(f"an index ({int(flat.max())}) does not fit in {bits} bits")
     elements, nbytes = packed_group(bits)
     groups = -(-flat.size // elements)
-    slots = np.zeros(groups * elements, dtype=np.uint8)
-    slots[: flat.size] = flat
-    slots = slots.reshape(elements, groups)
-    packed = np.empty((nbytes, groups), dtype=np.uint8)
-    for start in range(0, groups, PACK_BLOCK):
-        block = np.ascontiguousarray(slots[:, start : start + PACK_BLOCK].T)  # [groups in block, e]
-        stream = np.unpackbits(block[..., None], axis=-1, count=bits, bitorder="little")
-        packed[:, start : start + len(block)] = np.packbits(stream.reshape(len(block), -1), axis=1, bitorder="little").T
+    packed = np.zeros((nbytes, groups), dtype=np.uint8)
+    for slot in range(elements):
+        values = flat[slot * groups : (slot + 1) * groups]  # the last slot may be short: its tail stays zero
+        low, shift = divmod(slot * bits, 8)
+        word = values.astype(np.uint16) << shift
+        packed[low, : len(values)] |= word.astype(np.uint8)  # the low byte (astype keeps the low 8 bits)
+        if shift + bits > 8:
+            packed[low + 1, : len(values)] |= (word >> 8).astype(np.uint8)
     return packed
 
 

@@ -12,12 +12,11 @@ import onnx_ir as ir
 from onnx_share.config import OptimizeConfig
 from onnx_share.errors import first_line
 from onnx_share.passes.base import PassOutcome, TensorError
-from onnx_share.passes.codebook import CodebookPass
+from onnx_share.passes.compress import CompressPass
 from onnx_share.passes.fold_qdq import FoldQdqPass
 from onnx_share.passes.low_rank import SplitLowRankPass
 from onnx_share.passes.prune import PruneWeightsPass
 from onnx_share.passes.share import ShareWeightsPass
-from onnx_share.passes.uniform import UniformPass
 from onnx_share.report.data import PassSection, Report
 
 log = logging.getLogger("onnx_share")
@@ -28,7 +27,7 @@ PASSES: dict[str, tuple[type[ir.passes.PassBase], ...]] = {
     "share": (ShareWeightsPass,),
     "lowrank": (SplitLowRankPass,),
     "prune": (PruneWeightsPass,),
-    "compress": (CodebookPass, UniformPass),
+    "compress": (CompressPass,),
 }
 
 

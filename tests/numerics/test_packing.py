@@ -49,12 +49,6 @@ def test_layout_is_groups_of_little_endian_streams_in_byte_rows(bits: int) -> No
         np.testing.assert_array_equal(stream, expected + [0] * (8 * group_bytes - len(expected)))
 
 
-def test_large_input_packs_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("onnx_share.numerics.packing.PACK_BLOCK", 5)
-    indices = np.random.default_rng(1).integers(0, 8, size=101).astype(np.uint8)
-    np.testing.assert_array_equal(unpack_bits(pack_bits(indices, 3), 3, 101), indices)
-
-
 def test_out_of_range_indices_and_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="does not fit in 3 bits"):
         pack_bits(np.array([8], dtype=np.uint8), 3)

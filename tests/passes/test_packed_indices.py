@@ -18,15 +18,15 @@ from helpers import make_model, run, tensor_info, with_outputs
 import onnx_share
 from onnx_share.config import OptimizeConfig
 from onnx_share.io.load import load_model
-from onnx_share.ir.inspection import inspect_model
 from onnx_share.numerics.codebook import fit_codebook
 from onnx_share.numerics.packing import index_storage, index_storages, packed_group
-from onnx_share.passes.codebook import CodebookPass
+from onnx_share.passes.compress import CompressPass
+from onnx_share.passes.inspection import inspect_model
 from onnx_share.report.data import TensorReport
 
 FLOAT = onnx.TensorProto.FLOAT
 LAYOUTS = {
-    "tensor": {},
+    "tensor": {"granularity": "tensor"},
     "channel": {"granularity": "channel"},
     "group": {"granularity": "group", "group_size": 3},
 }
@@ -59,9 +59,9 @@ def _stored(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
 
 
 def _compress(model: onnx.ModelProto, config: dict) -> tuple[onnx.ModelProto, TensorReport, list[str]]:
-    """``model`` through the codebook pass alone (no opset conversion), its row and notes."""
+    """``model`` through the compress pass alone (no opset conversion), its row and notes."""
     loaded = load_model(model)
-    outcome = CodebookPass(OptimizeConfig.from_dict({**config, "min_elements": 16}))(loaded)
+    outcome = CompressPass(OptimizeConfig.from_dict({**config, "min_elements": 16}))(loaded)
     (row,) = outcome.tensors
     return ir.to_proto(loaded), row, outcome.notes
 
@@ -76,7 +76,7 @@ def test_packed_decode_is_bit_exact(bits: int, layout: str, monkeypatch: pytest.
     config = {"default": {"bits": bits, **LAYOUTS[layout]}}
     packed, row, _ = _compress(model, config)
     with monkeypatch.context() as patch:
-        patch.setattr("onnx_share.passes.codebook.index_storage", lambda width, opset: index_storages(width)[-1])
+        patch.setattr("onnx_share.passes.forms.index_storage", lambda width, opset: index_storages(width)[-1])
         as_uint8, uint8_row, _ = _compress(model, config)
     assert uint8_row.storage == "UINT8"
 
@@ -104,7 +104,7 @@ def test_sub_byte_storage_below_opset_21(bits: int, opset: int, tmp_path: Path) 
     """An odd-sized weight at opsets without UINT4 is stored at bits/8 bytes per weight and runs."""
     rng = np.random.default_rng(opset)
     model = _matmul(rng, 301, 257, opset=opset)
-    result = onnx_share.optimize(model, {"default": {"bits": bits}, "min_elements": 16})
+    result = onnx_share.optimize(model, {"default": {"bits": bits, "granularity": "tensor"}, "min_elements": 16})
     path = result.save(tmp_path / "out.onnx")
     out = onnx.load(path)
     assert out.opset_import[0].version == opset
@@ -125,7 +125,7 @@ def test_sub_byte_storage_below_opset_21(bits: int, opset: int, tmp_path: Path) 
 def test_native_width_without_its_type_is_packed(bits: int) -> None:
     """Softmax blocks raising opset 11 to 21/25: 4- and 2-bit indices are packed, in the same bytes."""
     out, row, notes = _compress(_matmul(np.random.default_rng(bits), 64, 49, opset=11, then="Softmax"),
-                                {"default": {"bits": bits}})
+                                {"default": {"bits": bits, "granularity": "tensor"}})
     assert row.storage == f"UINT8 packed {bits}-bit" and any("Softmax" in note for note in notes)
     assert out.opset_import[0].version == 11
     assert len(_stored(out)["W_indices"].raw_data) == math.ceil(64 * 49 * bits / 8)
@@ -135,7 +135,7 @@ def test_native_width_without_its_type_is_packed(bits: int) -> None:
 def test_native_types_stay_unpacked_where_the_opset_has_them() -> None:
     """4 bits at opset 21: UINT4 decoded by one Cast, no unpacking ops."""
     model = _matmul(np.random.default_rng(0), 64, 49, opset=17)
-    result = onnx_share.optimize(model, {"default": {"bits": 4}, "min_elements": 16})
+    result = onnx_share.optimize(model, {"default": {"bits": 4, "granularity": "tensor"}, "min_elements": 16})
     out = ir.to_proto(result.model)
     assert out.opset_import[0].version == 21 and result.report.compressed[0].storage == "UINT4"
     assert _stored(out)["W_indices"].data_type == onnx.TensorProto.UINT4
@@ -149,8 +149,11 @@ def test_native_types_stay_unpacked_where_the_opset_has_them() -> None:
 )
 def test_inspect_estimates_the_storage_the_pass_chooses(bits: int, opset: int, then: str) -> None:
     model = _matmul(np.random.default_rng(0), 97, 81, opset=opset, then=then)
-    config = {"default": {"bits": bits}, "min_elements": 16}
+    config = {"default": {"bits": bits, "granularity": "tensor"}, "min_elements": 16}
     (estimate,), _ = inspect_model(model, OptimizeConfig.from_dict(config))
     out, row, _ = _compress(model, config)
-    assert estimate.estimated_bytes == len(_stored(out)["W_indices"].raw_data) + 4 * 2**bits
-    assert 0 <= row.bytes_after - estimate.estimated_bytes < 200  # the decode's constants
+    stored = _stored(out).values()
+    assert row.bytes_after == sum(len(t.raw_data) for t in stored)
+    headers = sum(len(t.name) + 2 * len(t.dims) + 8 for t in stored)
+    nodes = sum(n.ByteSize() for n in out.graph.node if n.name.startswith("W/decode/"))
+    assert estimate.estimated_bytes == row.bytes_after + headers + nodes  # the bytes the decode graph writes

@@ -7,7 +7,7 @@ from helpers import DIGITS_DIR
 
 from onnx_share.api import optimize
 from onnx_share.config import PASS_NAMES
-from onnx_share.passes import codebook
+from onnx_share.passes import forms
 from onnx_share.passes.registry import PASSES, PipelineError
 
 
@@ -19,7 +19,7 @@ def test_a_crash_inside_a_pass_names_the_pass_and_the_tensor(monkeypatch: pytest
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("centroid")
 
-    monkeypatch.setattr(codebook, "fit_codebook", broken)
+    monkeypatch.setattr(forms, "fit_codebook", broken)
     with pytest.raises(PipelineError) as error:
         optimize(DIGITS_DIR / "digits_cnn.onnx", {"default": {"bits": 4}})
     assert str(error.value).startswith("pass 'compress' failed on tensor ")

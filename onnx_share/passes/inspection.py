@@ -1,4 +1,7 @@
-"""``onnx-share inspect``: the model's constant tensors by size, what would be compressed, estimated size."""
+"""``onnx-share inspect``: the model's constant tensors by size, what would be compressed, and the bytes each
+would take in the file, from the size model the ``compress`` step uses (:mod:`~onnx_share.passes.forms`) at the
+opset it would reach. For ``auto`` codebooks the estimate is the requested width per tensor: the budget the
+chosen form stays within."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from onnx_share.config import OptimizeConfig, WeightSpec
 from onnx_share.io.load import ModelSource, default_opset, load_model
 from onnx_share.ir.opset import opset_blockers
 from onnx_share.ir.selection import select_weights
-from onnx_share.numerics.packing import index_storage, storage_opsets
+from onnx_share.passes.base import not_smaller
+from onnx_share.passes.forms import CandidateTable, requested_form, wanted_opsets
 
 
 @dataclass
@@ -26,14 +30,6 @@ class TensorRow:
     estimated_bytes: int
 
 
-def estimated_bytes(num_elements: int, itemsize: float, spec: WeightSpec, opset: int) -> int:
-    """Storage after per-tensor compression at default-domain ``opset``: the integers (uniform) or the indices
-    in the storage the codebook pass chooses (:func:`index_storage`), plus the scale or the codebook."""
-    if spec.scheme == "uniform":
-        return math.ceil(num_elements * spec.bits / 8) + int(itemsize)
-    return index_storage(spec.index_bits, opset).nbytes(num_elements) + int(spec.num_clusters * itemsize)
-
-
 def reachable_opset(model: ir.Model, targets: set[int]) -> int:
     """The default-domain opset the model has, or the highest of ``targets`` it can be raised to safely (what
     :func:`~onnx_share.ir.opset.raise_opset_to_best` would reach), without changing the model."""
@@ -45,22 +41,18 @@ def inspect_model(model: ModelSource, config: OptimizeConfig) -> tuple[list[Tens
     """Rows for every constant tensor (largest first) and a summary of the model."""
     loaded = load_model(model)
     selection = select_weights(loaded, config)
-    codebook_bits = [spec.index_bits for _, spec in selection.chosen if spec.scheme == "codebook"]
-    opset = reachable_opset(loaded, storage_opsets(codebook_bits))
+    opset = reachable_opset(loaded, set().union(*(wanted_opsets(w, spec) for w, spec in selection.chosen)))
     rows = []
     for weight, spec in selection.chosen:
-        size = int(np.prod(weight.shape, dtype=np.int64))
-        itemsize = weight.dtype.itemsize
+        table = CandidateTable(weight, opset, spec)
+        form = requested_form(weight, spec, opset)
+        cost = table.cost(form)
+        action = form.label + (", or a finer grouping of fewer bits within that size" if _auto_codebook(spec) else "")
+        if not_smaller(weight, cost) is not None:
+            action, cost = "left as is: the compressed form would not be smaller", table.stored_cost
         rows.append(
-            TensorRow(
-                weight.name,
-                list(weight.shape),
-                weight.dtype.name,
-                list(weight.op_types),
-                weight.tensor.nbytes,
-                f"{spec.scheme} {spec.index_bits}-bit",
-                estimated_bytes(size, itemsize, spec, opset),
-            )
+            TensorRow(weight.name, list(weight.shape), weight.dtype.name, list(weight.op_types),
+                      weight.tensor.nbytes, action, cost)
         )
     for skipped in selection.skipped:
         size = int(np.prod(skipped.shape, dtype=np.int64))
@@ -105,6 +97,10 @@ def format_rows(rows: list[TensorRow], summary: dict[str, object], top: int) -> 
 
 def rows_as_dicts(rows: list[TensorRow]) -> list[dict[str, object]]:
     return [asdict(r) for r in rows]
+
+
+def _auto_codebook(spec: WeightSpec) -> bool:
+    return spec.scheme == "codebook" and spec.granularity == "auto"
 
 
 def _itemsize(dtype_name: str) -> float:

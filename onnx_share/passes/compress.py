@@ -1,0 +1,104 @@
+"""The ``compress`` step: every selected float weight W becomes a decode subgraph that computes Ŵ, under W's name.
+
+Per weight, the spec's scheme and granularity pick a :class:`~onnx_share.passes.forms.Form` from the weight's
+:class:`~onnx_share.passes.forms.CandidateTable` (``auto``: the smallest error within the requested size), and
+the form's graph replaces W:
+
+* codebook: ``Gather(centroids, indices)`` per tensor; per channel or group ``GatherElements`` over [G, M] and
+  ``Reshape``/``Transpose`` back to W's layout. Indices are stored in a native type of exactly their width
+  (UINT2, UINT4, UINT8) or bit-packed into bytes, as the opset allows.
+* uniform: ``DequantizeLinear(q, scale[, zero_point])``, q INT8/INT4/INT2 (symmetric) or unsigned with a zero
+  point, scales per tensor, per output channel or per block along the reduction axis (a MatMul weight [K, N]
+  blocked along K with a power-of-two block of 16-256 is what onnxruntime fuses into ``MatMulNBits``); where the
+  opset's ``DequantizeLinear`` lacks the type or layout, the same grid decoded by ``Cast``/``Sub``/``Mul``.
+
+First the model's opset is raised to the highest one the weights' forms benefit from, where that is safe.
+A form that would not be smaller than W as stored leaves W as it is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_ir as ir
+
+from onnx_share.config import WeightSpec
+from onnx_share.ir.opset import raise_opset_to_best
+from onnx_share.ir.selection import select_weights
+from onnx_share.ir.surgery import NameScope, replace_weight
+from onnx_share.ir.weights import WeightTensor
+from onnx_share.passes.base import (
+    ORIGINAL_META_KEY,
+    PassOutcome,
+    WeightPass,
+    not_smaller,
+    tensor_row,
+    working_on,
+)
+from onnx_share.passes.forms import CandidateTable, choose_form, wanted_opsets
+from onnx_share.report.data import TensorReport
+
+
+class CompressPass(WeightPass):
+    """Replace every selected weight by the decode subgraph of the form its spec chooses."""
+
+    name = "compress"
+
+    def opsets_wanted(self, model: ir.Model) -> set[int]:
+        """The default-domain opsets the selected weights' forms benefit from (native packed types,
+        ``DequantizeLinear`` layouts)."""
+        chosen = select_weights(model, self.config).chosen
+        return set().union(*(wanted_opsets(weight, spec) for weight, spec in chosen))
+
+    def call(self, model: ir.Model) -> PassOutcome:
+        chosen = select_weights(model, self.config).chosen
+        names = NameScope(model)
+        result = PassOutcome(model, modified=False)
+        wanted = set().union(*(wanted_opsets(weight, spec) for weight, spec in chosen))
+        opset, blockers = raise_opset_to_best(model, wanted)
+        if blockers:
+            result.notes.append(
+                f"a newer opset would store some weights smaller, but it is not safe to raise to "
+                f"({', '.join(blockers[:5])}); weights are stored as opset {opset} allows (see each tensor's storage)"
+            )
+        for weight, spec in self.progress_bar(chosen):
+            with working_on(weight.name):
+                result.tensors.append(self._rewrite(weight, spec, opset, names))
+        result.modified = any(row.scheme is not None for row in result.tensors)
+        return result
+
+    def _rewrite(self, weight: WeightTensor, spec: WeightSpec, opset: int, names: NameScope) -> TensorReport:
+        original = weight.value.meta.get(ORIGINAL_META_KEY)
+        table = CandidateTable(
+            weight, opset, spec, reference=None if original is None else original.numpy(), seed=self.config.seed
+        )
+        form = choose_form(table, spec)
+        refused = not_smaller(weight, table.cost(form))
+        if refused is not None:
+            return refused
+        fitted = table.fit(form)
+        nodes, initializers = table.graph(form, names)
+        bytes_before = int(weight.tensor.nbytes)
+        values = weight.numpy()
+        replace_weight(weight, nodes, initializers)
+        notes = list(form.notes)
+        if spec.granularity == "auto" and spec.scheme == "codebook":
+            notes.append(f"auto granularity: {form.label}")
+        if weight.dtype == ir.DataType.BFLOAT16 and form.decode == "dequantize":
+            notes.append("float32 scales and a Cast to bfloat16: onnxruntime has no bfloat16 DequantizeLinear kernel")
+        zeros_before = np.count_nonzero(values == 0) / values.size if fitted.zeros is not None else 0.0
+        if zeros_before:
+            notes.append(f"sparsity {zeros_before:.1%} -> {fitted.zeros / values.size:.1%}")
+        return tensor_row(
+            weight,
+            bytes_before=bytes_before,
+            bytes_after=sum(int(v.const_value.nbytes) for v in initializers if v.const_value is not None),
+            scheme=form.scheme,
+            bits=form.bits,
+            clusters=form.clusters,
+            granularity=form.granularity,
+            group_size=form.group_size,
+            storage=table.storage_label(form),
+            relative_error=fitted.relative_error,
+            notes=notes,
+        )
+

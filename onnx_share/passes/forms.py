@@ -1,0 +1,340 @@
+"""The size model: the candidate forms of one weight, each with its exact byte cost and its measured error.
+
+A :class:`Form` is one way to store a weight: a codebook (per tensor, per group of output channels, per channel)
+or a uniform grid (per tensor, per output channel, per block along the reduction axis) of some width, decoded by
+one of the graphs of :mod:`~onnx_share.passes.decode` in the storage the opset allows. A :class:`CandidateTable`
+holds one weight's forms at one opset: :meth:`~CandidateTable.cost` is the bytes the form's decode graph puts in the
+file (initializer data, names and dims, nodes), found by building that graph over a placeholder encoding of the
+right shapes, so it is the figure the pass later writes; :meth:`~CandidateTable.fit` encodes the weight and
+measures ‖W − Ŵ‖ / ‖W‖. Both are cached per form, so the pass, ``inspect`` and a budget search read one table.
+
+:func:`choose_form` picks the form a spec asks for. An explicit granularity gives that one form. ``auto``:
+
+* codebook: the smallest error among forms that cost no more than the codebook of the requested size per tensor
+  (the *budget*): that form, and for k/2 and k/4 centroids the finest grouping within the budget (the freed index
+  bits pay for the tables). For exact k-means a finer grouping never has a larger error, so the finest affordable
+  grouping is the best of its width.
+* uniform: the layout runtimes fuse at the requested bits (blocks along the reduction axis of MatMul/Gemm weights
+  below 8 bits, per output channel otherwise); it is the budget, and the finest grid within it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import ml_dtypes
+import numpy as np
+import onnx_ir as ir
+
+from onnx_share.config import WeightSpec
+from onnx_share.ir.surgery import NameScope
+from onnx_share.ir.weights import WeightTensor
+from onnx_share.numerics.codebook import Codebook, channel_rows, channels_per_codebook, fit_codebook
+from onnx_share.numerics.metrics import relative_error
+from onnx_share.numerics.packing import IndexStorage, index_storage, storage_opsets
+from onnx_share.numerics.uniform import UniformGrid, quantize_uniform
+from onnx_share.passes.base import stored_bytes
+from onnx_share.passes.decode import arithmetic_graph, codebook_graph, dequantize_graph
+
+Decode = Literal["gather", "dequantize", "arithmetic"]
+
+# bits -> (signed type, unsigned type, first opset whose DequantizeLinear takes them)
+QUANT_TYPES: dict[int, tuple[type, type, int]] = {
+    8: (np.int8, np.uint8, 10),
+    4: (ml_dtypes.int4, ml_dtypes.uint4, 21),
+    2: (ml_dtypes.int2, ml_dtypes.uint2, 25),
+}
+PER_AXIS_MIN_OPSET = 13
+BLOCKED_MIN_OPSET = 21
+HALF_SCALE_MIN_OPSET = 19
+FUSABLE_OPS = frozenset({"MatMul", "Gemm"})
+# Smaller codebooks auto granularity weighs against the requested one: k/2 and k/4 centroids.
+AUTO_WIDTH_STEPS = 2
+
+
+@dataclass(frozen=True)
+class Form:
+    """One stored form of a weight.
+
+    ``group_size``: codebook, output channels per codebook (1 per channel); uniform, block length along ``axis``.
+    ``storage``: how the integer codes are stored (codebook indices; uniform codes decoded by ``arithmetic``);
+    None for ``DequantizeLinear``, whose integer type follows from ``bits``. ``notes`` say where the requested
+    granularity could not be had.
+    """
+
+    scheme: Literal["codebook", "uniform"]
+    bits: int
+    clusters: int
+    granularity: str
+    axis: int | None
+    group_size: int | None
+    decode: Decode
+    storage: IndexStorage | None = None
+    symmetric: bool = True
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def label(self) -> str:
+        """``codebook 3-bit per channel``, ``uniform 4-bit blocks of 128``..."""
+        where = {"tensor": "per tensor", "channel": "per channel"}.get(self.granularity)
+        if where is None:
+            where = f"groups of {self.group_size}" if self.scheme == "codebook" else f"blocks of {self.group_size}"
+        return f"{self.scheme} {self.bits}-bit {where}"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A form fitted to the weight: its encoding, ‖W − Ŵ‖ / ‖W‖ against the weight as loaded, and the decoded
+    weight's count of exact zeros (codebooks; None for grids)."""
+
+    encoding: Codebook | UniformGrid
+    relative_error: float
+    zeros: int | None
+
+
+class CandidateTable:
+    """The candidate forms of one weight at default-domain ``opset``, their byte costs and fits (cached).
+
+    ``reference`` is the weight as loaded (errors are measured against it); the weight's current values (pruned,
+    say) are what is fitted. ``spec`` gives the k-means seeding and zero pinning, ``seed`` the k-means seed.
+    """
+
+    def __init__(
+        self, weight: WeightTensor, opset: int, spec: WeightSpec, *, reference: np.ndarray | None = None, seed: int = 0
+    ) -> None:
+        self.weight = weight
+        self.opset = opset
+        self.spec = spec
+        self.seed = seed
+        self._reference = reference
+        self._costs: dict[Form, int] = {}
+        self._fits: dict[Form, Fitted] = {}
+
+    @property
+    def stored_cost(self) -> int:
+        """Bytes of the weight as stored now: its data, name and dims (the "left as is" form)."""
+        return int(self.weight.tensor.nbytes) + len(self.weight.name) + 2 * len(self.weight.shape) + 8
+
+    def cost(self, form: Form) -> int:
+        """Bytes the form's decode graph puts in the file: the graph built over a placeholder encoding."""
+        if form not in self._costs:
+            nodes, initializers = self.graph(form, NameScope(), _placeholder(self.weight, form))
+            nodes[-1].outputs[0].name = self.weight.name  # as replace_weight names it
+            self._costs[form] = stored_bytes(nodes, initializers)
+        return self._costs[form]
+
+    def fit(self, form: Form) -> Fitted:
+        """The weight encoded in ``form`` and its error (cached)."""
+        if form not in self._fits:
+            self._fits[form] = self._fit(form)
+        return self._fits[form]
+
+    def graph(
+        self, form: Form, names: NameScope, encoding: Codebook | UniformGrid | None = None
+    ) -> tuple[list[ir.Node], list[ir.Value]]:
+        """The decode nodes and initializers of ``form`` (over the fitted encoding unless one is given)."""
+        weight = self.weight
+        encoding = self.fit(form).encoding if encoding is None else encoding
+        if form.decode == "gather":
+            assert isinstance(encoding, Codebook) and form.storage is not None
+            return codebook_graph(weight.name, weight.shape, weight.dtype.numpy(), encoding, form.storage, names)
+        assert isinstance(encoding, UniformGrid)
+        if form.decode == "arithmetic":
+            assert form.storage is not None
+            return arithmetic_graph(weight.name, weight.dtype, encoding, form.bits, form.storage, names)
+        return dequantize_graph(weight.name, weight.dtype, encoding, _quant_type(weight, form), names)
+
+    def storage_label(self, form: Form) -> str:
+        """What the integers are stored as: ``UINT4``, ``UINT8 packed 3-bit``, ``INT4`` (``DequantizeLinear``)..."""
+        if form.storage is not None:
+            return form.storage.label
+        return ir.DataType.from_numpy(np.dtype(_quant_type(self.weight, form))).name
+
+    def _fit(self, form: Form) -> Fitted:
+        values = self.weight.numpy()
+        reference = values if self._reference is None else self._reference
+        if form.scheme == "codebook":
+            codebook = fit_codebook(
+                values, form.clusters, form.axis, granularity=form.granularity, group_size=form.group_size or 1,
+                init=self.spec.init, pin_zero=self.spec.pin_zero, seed=self.seed,
+            )
+            error, zeros = codebook.measure(channel_rows(reference, codebook.axis, codebook.group_size))
+            return Fitted(codebook, error, zeros)
+        grid = quantize_uniform(
+            values, form.bits, symmetric=form.symmetric, axis=form.axis, block_size=form.group_size,
+            scale_dtype=_scale_dtype(self.weight),
+        )
+        decoded = grid.dequantize(np.float32).astype(values.dtype)
+        return Fitted(grid, relative_error(reference, decoded), None)
+
+
+def requested_form(weight: WeightTensor, spec: WeightSpec, opset: int) -> Form:
+    """The form ``spec`` names, resolved for this weight: its granularity (``auto``: per tensor for codebooks,
+    the fusable layout for grids), falling back where the weight's consumers give no axis; the storage or decode
+    ``opset`` allows."""
+    if spec.scheme == "uniform":
+        return _uniform_form(weight, spec, opset)
+    return _codebook_form(weight, spec.num_clusters, "tensor" if spec.granularity == "auto" else spec.granularity,
+                          spec.group_size, opset)
+
+
+def choose_form(table: CandidateTable, spec: WeightSpec) -> Form:
+    """The form to write for ``table``'s weight under ``spec`` (see the module docstring for ``auto``)."""
+    weight, opset = table.weight, table.opset
+    requested = requested_form(weight, spec, opset)
+    if spec.granularity != "auto" or spec.scheme == "uniform":
+        return requested
+    budget = table.cost(requested)
+    candidates = [requested]
+    for step in range(1, AUTO_WIDTH_STEPS + 1):
+        clusters = spec.num_clusters >> step
+        if clusters < 2 or weight.channel_axis is None:
+            break
+        affordable = _finest_affordable(table, clusters, budget)
+        if affordable is not None:
+            candidates.append(affordable)
+    return min(candidates, key=lambda form: table.fit(form).relative_error)
+
+
+def wanted_opsets(weight: WeightTensor, spec: WeightSpec) -> set[int]:
+    """Default-domain opsets worth raising the model to for this weight: where its index or code storages and
+    (grids) its ``DequantizeLinear`` layout become available."""
+    if spec.scheme == "uniform":
+        form = _uniform_form(weight, spec, opset=10**6)
+        return {_dequantize_opset(weight, spec.bits, form.axis, form.group_size), *storage_opsets([spec.bits])}
+    return storage_opsets([spec.index_bits])  # auto's narrower candidates take what the requested width gets
+
+
+def _finest_affordable(table: CandidateTable, clusters: int, budget: int) -> Form | None:
+    """The codebook of ``clusters`` entries with the most codebooks (per channel, then groups of 2, 4, ...
+    channels) whose cost stays within ``budget``; None when no grouping finer than the whole tensor does."""
+    weight, opset = table.weight, table.opset
+    channels = weight.shape[weight.channel_axis] if weight.channel_axis is not None else 1
+    forms = [_codebook_form(weight, clusters, "channel", 1, opset)]
+    size = 2
+    while size < channels:
+        form = _codebook_form(weight, clusters, "group", size, opset)
+        if form.group_size not in (forms[-1].group_size, channels):
+            forms.append(form)
+        size *= 2
+    # Cost falls as groups grow (fewer tables): bisect for the first affordable one.
+    low, high = 0, len(forms)
+    while low < high:
+        middle = (low + high) // 2
+        if table.cost(forms[middle]) <= budget:
+            high = middle
+        else:
+            low = middle + 1
+    return forms[low] if low < len(forms) else None
+
+
+def _codebook_form(weight: WeightTensor, clusters: int, granularity: str, group_size: int, opset: int) -> Form:
+    notes: tuple[str, ...] = ()
+    axis = weight.channel_axis if granularity != "tensor" else None
+    if granularity != "tensor" and axis is None:
+        notes = (f"{granularity} granularity needs one output-channel axis; used per tensor",)
+        granularity = "tensor"
+    groups = channels_per_codebook(weight.shape[axis], granularity, group_size) if axis is not None else None
+    if groups is not None and groups == 1:
+        granularity = "channel"
+    bits = _index_bits(clusters)
+    return Form("codebook", bits, clusters, granularity, axis, groups, "gather", index_storage(bits, opset),
+                notes=notes)
+
+
+def _uniform_form(weight: WeightTensor, spec: WeightSpec, opset: int) -> Form:
+    granularity, axis, block_size, notes = _uniform_layout(weight, spec)
+    form = Form("uniform", spec.bits, 2**spec.bits, granularity, axis, block_size, "dequantize",
+                symmetric=spec.symmetric, notes=tuple(notes))
+    need = _dequantize_opset(weight, spec.bits, axis, block_size)
+    if need <= opset:
+        return form
+    note = (f"DequantizeLinear in this layout needs opset {need}; decoded by Cast/Sub/Mul instead, which "
+            "onnxruntime does not fuse into quantized kernels")
+    return replace(form, decode="arithmetic", storage=index_storage(spec.bits, opset), notes=(*form.notes, note))
+
+
+def _uniform_layout(weight: WeightTensor, spec: WeightSpec) -> tuple[str, int | None, int | None, list[str]]:
+    """(granularity, axis, block size, notes) for the weight, falling back where its consumers give no axis."""
+    granularity = spec.granularity
+    notes: list[str] = []
+    if granularity == "auto":
+        # 8 bits per output channel; fewer bits in blocks along the reduction axis of MatMul/Gemm weights.
+        # onnxruntime fuses both into MatMulNBits for a MatMul weight [K, N]; TensorRT takes per-channel INT8
+        # and blocked INT4 (it has no blocked INT8).
+        blockable = set(weight.op_types) <= FUSABLE_OPS and len(weight.shape) == 2
+        blocked = blockable and spec.bits < 8 and weight.reduction_axis is not None
+        granularity = "group" if blocked else "channel"
+    if granularity == "group":
+        axis = weight.reduction_axis
+        if axis is not None and (len(weight.shape) > 1 or weight.shape[axis] > spec.group_size):
+            return "group", axis, min(spec.group_size, weight.shape[axis]), notes
+        if axis is not None:  # one block of a 1-D weight: onnxruntime reads a one-element scale as per tensor
+            return "tensor", None, None, ["a single block; used per tensor"]
+        notes.append("no single reduction axis for blocks; used per channel")
+        granularity = "channel"
+    if granularity == "channel":
+        axis = weight.channel_axis
+        if axis is not None:
+            return "channel", axis, None, notes
+        notes.append("no single output-channel axis; used per tensor")
+    return "tensor", None, None, notes
+
+
+def _dequantize_opset(weight: WeightTensor, bits: int, axis: int | None, block_size: int | None) -> int:
+    """The oldest ``DequantizeLinear`` that takes this integer type, scale dtype and layout."""
+    needed = [QUANT_TYPES[bits][2]]
+    if axis is not None:
+        needed.append(BLOCKED_MIN_OPSET if block_size is not None else PER_AXIS_MIN_OPSET)
+    if weight.dtype == ir.DataType.FLOAT16:
+        needed.append(HALF_SCALE_MIN_OPSET)
+    return max(needed)
+
+
+def _quant_type(weight: WeightTensor, form: Form) -> type:
+    """The numpy integer type of a ``DequantizeLinear`` grid: signed for symmetric grids, unsigned with a zero
+    point otherwise. An unsigned 2-bit grid read through a ``Transpose`` is stored in UINT4: onnxruntime 1.32 fails
+    to load the constant-folded UINT2 ``DequantizeLinear`` → ``Transpose`` ("element type mismatch")."""
+    container = 4 if form.bits == 2 and not form.symmetric and _feeds_transpose(weight) else form.bits
+    signed, unsigned, _ = QUANT_TYPES[container]
+    return signed if form.symmetric else unsigned
+
+
+def _feeds_transpose(weight: WeightTensor) -> bool:
+    """Whether the weight reaches a ``Transpose``, directly or through ``Identity``/``Cast``."""
+    values = [weight.value]
+    while values:
+        for use in values.pop().uses():
+            if use.node.op_type == "Transpose":
+                return True
+            if use.node.op_type in ("Identity", "Cast"):
+                values.extend(use.node.outputs)
+    return False
+
+
+def _scale_dtype(weight: WeightTensor) -> np.dtype:
+    """Scales in the weight's type; float32 for bfloat16 weights (see :func:`dequantize_graph`)."""
+    return np.dtype(np.float32) if weight.dtype == ir.DataType.BFLOAT16 else np.dtype(weight.dtype.numpy())
+
+
+def _index_bits(clusters: int) -> int:
+    return max(1, (clusters - 1).bit_length())
+
+
+def _placeholder(weight: WeightTensor, form: Form) -> Codebook | UniformGrid:
+    """An all-zero encoding with the shapes ``form`` gives the weight (what :meth:`CandidateTable.cost` builds)."""
+    shape = weight.shape
+    size = int(np.prod(shape, dtype=np.int64))
+    if form.scheme == "codebook":
+        groups = 1 if form.axis is None else shape[form.axis] // (form.group_size or 1)
+        return Codebook(np.zeros((groups, form.clusters)), np.zeros((groups, size // groups), np.uint8), form.axis,
+                        form.granularity, form.group_size)
+    scale_shape: tuple[int, ...] = ()
+    if form.axis is not None and form.group_size is None:
+        scale_shape = (shape[form.axis],)
+    elif form.axis is not None:
+        scale_shape = tuple(-(-n // form.group_size) if i == form.axis else n for i, n in enumerate(shape))
+    zero_point = None if form.symmetric else np.zeros(scale_shape, np.int64)
+    return UniformGrid(np.zeros(shape, np.int16), np.zeros(scale_shape, _scale_dtype(weight)), zero_point,
+                       form.axis, form.group_size)
