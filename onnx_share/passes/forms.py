@@ -10,10 +10,11 @@ measures ‖W − Ŵ‖ / ‖W‖. Both are cached per form, so the pass, ``insp
 
 :func:`choose_form` picks the form a spec asks for. An explicit granularity gives that one form. ``auto``:
 
-* codebook: the smallest error among forms that cost no more than the codebook of the requested size per tensor
-  (the *budget*): that form, and for k/2 and k/4 centroids the finest grouping within the budget (the freed index
-  bits pay for the tables). For exact k-means a finer grouping never has a larger error, so the finest affordable
-  grouping is the best of its width.
+* codebook: the smallest error per output channel (:attr:`Fitted.channel_error`: every channel counts alike, as it
+  does after the normalization that follows most layers) among forms that cost no more than the codebook of the
+  requested size per tensor (the *budget*): that form, and for k/2 and k/4 centroids the finest grouping within the
+  budget (the freed index bits pay for the tables). Exact k-means per channel is the best codebook of its width for
+  every channel; coarser groups are taken finest first.
 * uniform: the layout runtimes fuse at the requested bits (blocks along the reduction axis of MatMul/Gemm weights
   below 8 bits, per output channel otherwise); it is the budget, and the finest grid within it.
 """
@@ -31,7 +32,7 @@ from onnx_share.config import WeightSpec
 from onnx_share.ir.surgery import NameScope
 from onnx_share.ir.weights import WeightTensor
 from onnx_share.numerics.codebook import Codebook, channel_rows, channels_per_codebook, fit_codebook
-from onnx_share.numerics.metrics import relative_error
+from onnx_share.numerics.metrics import channel_relative_error, relative_error
 from onnx_share.numerics.packing import IndexStorage, index_storage, storage_opsets
 from onnx_share.numerics.uniform import UniformGrid, quantize_uniform
 from onnx_share.passes.base import stored_bytes
@@ -85,11 +86,13 @@ class Form:
 
 @dataclass(frozen=True)
 class Fitted:
-    """A form fitted to the weight: its encoding, ‖W − Ŵ‖ / ‖W‖ against the weight as loaded, and the decoded
-    weight's count of exact zeros (codebooks; None for grids)."""
+    """A form fitted to the weight: its encoding; ‖W − Ŵ‖ / ‖W‖ against the weight as loaded; the same per output
+    channel, root-mean-squared over channels (:func:`~onnx_share.numerics.metrics.channel_relative_error`, what
+    auto granularity minimizes); the decoded weight's count of exact zeros (codebooks; None for grids)."""
 
     encoding: Codebook | UniformGrid
     relative_error: float
+    channel_error: float
     zeros: int | None
 
 
@@ -160,13 +163,15 @@ class CandidateTable:
                 init=self.spec.init, pin_zero=self.spec.pin_zero, seed=self.seed,
             )
             error, zeros = codebook.measure(channel_rows(reference, codebook.axis, codebook.group_size))
-            return Fitted(codebook, error, zeros)
+            decoded = codebook.decode(self.weight.shape)
+            return Fitted(codebook, error, channel_relative_error(reference, decoded, self.weight.channel_axis), zeros)
         grid = quantize_uniform(
             values, form.bits, symmetric=form.symmetric, axis=form.axis, block_size=form.group_size,
             scale_dtype=_scale_dtype(self.weight),
         )
         decoded = grid.dequantize(np.float32).astype(values.dtype)
-        return Fitted(grid, relative_error(reference, decoded), None)
+        channel_error = channel_relative_error(reference, decoded, self.weight.channel_axis)
+        return Fitted(grid, relative_error(reference, decoded), channel_error, None)
 
 
 def requested_form(weight: WeightTensor, spec: WeightSpec, opset: int) -> Form:
@@ -194,7 +199,7 @@ def choose_form(table: CandidateTable, spec: WeightSpec) -> Form:
         affordable = _finest_affordable(table, clusters, budget)
         if affordable is not None:
             candidates.append(affordable)
-    return min(candidates, key=lambda form: table.fit(form).relative_error)
+    return min(candidates, key=lambda form: table.fit(form).channel_error)
 
 
 def wanted_opsets(weight: WeightTensor, spec: WeightSpec) -> set[int]:
