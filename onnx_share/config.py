@@ -32,6 +32,11 @@ SCHEMES: tuple[str, ...] = ("codebook", "uniform")
 SCHEME_ALIASES = {"lut": "codebook"}
 PASS_ALIASES = {"cluster": "compress"}
 GRANULARITIES: tuple[str, ...] = ("auto", "tensor", "channel", "group")
+# What the output is written for: standard ONNX operators only; onnxruntime (its com.microsoft GatherBlockQuantized
+# reads quantized embedding tables without expanding them each run); TensorRT (symmetric grids, INT4 in blocks of
+# 64 or 128, no 2-bit grids).
+RUNTIMES: tuple[str, ...] = ("portable", "onnxruntime", "tensorrt")
+TENSORRT_INT4_BLOCKS: tuple[int, ...] = (64, 128)
 UNIFORM_BITS: tuple[int, ...] = (2, 4, 8)
 MAX_CLUSTERS = 256
 
@@ -228,8 +233,11 @@ class OptimizeConfig:
     lowrank: LowRankConfig = field(default_factory=LowRankConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    target: str = "portable"
 
     def __post_init__(self) -> None:
+        if self.target not in RUNTIMES:
+            raise OnnxShareError(f"target must be one of {', '.join(RUNTIMES)}, got {self.target!r}")
         if self.passes is not None:
             object.__setattr__(self, "passes", tuple(PASS_ALIASES.get(p, p) for p in self.passes))
         unknown = [p for p in self.passes or () if p not in PASS_NAMES]
@@ -237,9 +245,24 @@ class OptimizeConfig:
             raise OnnxShareError(f"unknown pass(es) {', '.join(unknown)}; passes are {', '.join(PASS_NAMES)}")
         if self.min_elements < 1:
             raise OnnxShareError(f"min_elements must be positive, got {self.min_elements}")
+        self._check_target(self.default, "default")
         for where, overrides in (("op_types", self.op_types), ("tensors", self.tensors)):
             for key, changes in overrides.items():
-                self.default.updated(changes, f"{where}[{key!r}]")
+                self._check_target(self.default.updated(changes, f"{where}[{key!r}]"), f"{where}[{key!r}]")
+
+    def _check_target(self, spec: WeightSpec, where: str) -> None:
+        """Refuse a uniform spec TensorRT cannot run when the target is TensorRT."""
+        if self.target != "tensorrt" or spec.scheme != "uniform":
+            return
+        problem = None
+        if not spec.symmetric:
+            problem = "an asymmetric grid (TensorRT takes zero point 0 only)"
+        elif spec.bits == 2:
+            problem = "a 2-bit grid (TensorRT has INT8 and INT4 weights)"
+        elif spec.bits == 4 and spec.granularity in ("auto", "group") and spec.group_size not in TENSORRT_INT4_BLOCKS:
+            problem = f"INT4 blocks of {spec.group_size} (TensorRT takes blocks of 64 or 128)"
+        if problem is not None:
+            raise OnnxShareError(f"{where} asks for {problem}; change it or choose another target")
 
     def spec_for(self, tensor_name: str, op_types: Iterable[str]) -> WeightSpec:
         """The spec for one tensor: default, then the overrides for all its consumers' op types (merged), then

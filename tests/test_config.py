@@ -62,3 +62,25 @@ def test_config_values_are_type_checked_naming_the_key(data: dict, message: str)
     with pytest.raises(OnnxShareError) as error:
         OptimizeConfig.from_dict(data)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"default": {"scheme": "uniform", "bits": 4, "symmetric": False}}, "default asks for an asymmetric grid"),
+        ({"default": {"scheme": "uniform", "bits": 8}, "op_types": {"Gather": {"bits": 2}}},
+         r"op_types\['Gather'\] asks for a 2-bit grid"),
+        ({"default": {"scheme": "uniform", "bits": 4, "group_size": 32}}, "INT4 blocks of 32"),
+    ],
+)
+def test_tensorrt_target_refuses_grids_tensorrt_cannot_run(config: dict, message: str) -> None:
+    with pytest.raises(OnnxShareError, match=message):
+        OptimizeConfig.from_dict({**config, "target": "tensorrt"})
+    OptimizeConfig.from_dict({**config, "target": "onnxruntime"})  # fine elsewhere
+
+
+def test_target_is_checked_and_round_trips() -> None:
+    with pytest.raises(OnnxShareError, match="target must be one of portable, onnxruntime, tensorrt"):
+        OptimizeConfig.from_dict({"target": "openvino"})
+    config = OptimizeConfig.from_dict({"target": "tensorrt", "default": {"scheme": "uniform", "bits": 4}})
+    assert OptimizeConfig.from_dict(config.to_dict()) == config

@@ -18,6 +18,7 @@ from onnx_share.config import (
     GRANULARITIES,
     PASS_ALIASES,
     PASS_NAMES,
+    RUNTIMES,
     SCHEME_ALIASES,
     SCHEMES,
     OptimizeConfig,
@@ -69,6 +70,9 @@ class CompressionArgs:
                           "kmeans++")
         spec.add_argument("--asymmetric", action="store_true", default=None,
                           help="uniform: unsigned grid + zero point")
+        spec.add_argument("--target", choices=RUNTIMES, help="runtime the output is for: portable (standard ONNX "
+                          "ops, default), onnxruntime (quantized embedding tables read by com.microsoft "
+                          "GatherBlockQuantized), tensorrt (symmetric grids, INT4 blocks of 64/128)")
         spec.add_argument("--min-elements", type=int, metavar="N", help="leave tensors smaller than N (default 4096)")
         spec.add_argument("--include", nargs="+", metavar="GLOB", help="compress only tensors whose name matches")
         spec.add_argument("--exclude", nargs="+", metavar="GLOB", help="leave tensors whose name matches")
@@ -89,6 +93,8 @@ class CompressionArgs:
             top["default"] = config.default.updated(spec)
         if args.min_elements is not None:
             top["min_elements"] = args.min_elements
+        if args.target is not None:
+            top["target"] = args.target
         if args.include:
             top["include"] = tuple(args.include)
         if args.exclude:

@@ -90,8 +90,35 @@ def replace_weight(
         graph.register_initializer(value)
 
 
-def node(op_type: str, inputs: Sequence[ir.Value], name: str, names: NameScope, **attributes: object) -> ir.Node:
-    """A default-domain node named after ``name`` whose one output gets a model-wide unique name too."""
-    created = ir.node(op_type, list(inputs), attributes or None, name=names.fresh_node(name))
+def node(
+    op_type: str, inputs: Sequence[ir.Value], name: str, names: NameScope, *, domain: str = "", **attributes: object
+) -> ir.Node:
+    """A node (default domain unless ``domain``) named after ``name`` whose one output gets a model-wide unique
+    name too."""
+    created = ir.node(op_type, list(inputs), attributes or None, domain=domain, name=names.fresh_node(name))
     created.outputs[0].name = names.fresh(name)
     return created
+
+
+def replace_readers(
+    weight: WeightTensor, replacements: Sequence[tuple[ir.Node, ir.Node]], initializers: Sequence[ir.Value]
+) -> None:
+    """Make each new node stand in for the old node that read ``weight`` (its output takes over the old output's
+    uses and name), then drop the old nodes and the weight, and register ``initializers``. The new nodes' inputs
+    other than ``initializers`` must be the old nodes' own input values."""
+    for old, new in replacements:
+        graph = old.graph
+        assert graph is not None
+        graph.insert_before(old, new)
+        output, name = old.outputs[0], old.outputs[0].name
+        output.replace_all_uses_with(new.outputs[0], replace_graph_outputs=True)
+        output.name = None
+        new.outputs[0].name = name
+        if output.type is not None:
+            new.outputs[0].type = output.type
+        if output.shape is not None:
+            new.outputs[0].shape = output.shape
+        graph.remove(old, safe=True)
+    weight.graph.initializers.pop(weight.name)
+    for value in initializers:
+        weight.graph.register_initializer(value)

@@ -10,7 +10,9 @@ the form's graph replaces W:
 * uniform: ``DequantizeLinear(q, scale[, zero_point])``, q INT8/INT4/INT2 (symmetric) or unsigned with a zero
   point, scales per tensor, per output channel or per block along the reduction axis (a MatMul weight [K, N]
   blocked along K with a power-of-two block of 16-256 is what onnxruntime fuses into ``MatMulNBits``); where the
-  opset's ``DequantizeLinear`` lacks the type or layout, the same grid decoded by ``Cast``/``Sub``/``Mul``.
+  opset's ``DequantizeLinear`` lacks the type or layout, the same grid decoded by ``Cast``/``Sub``/``Mul``; for
+  ``target`` onnxruntime, an embedding table read only by ``Gather`` becomes ``GatherBlockQuantized`` nodes that
+  read the grid directly, so it is never expanded to float.
 
 First the model's opset is raised to the highest one the weights' forms benefit from, where that is safe.
 A form that would not be smaller than W as stored leaves W as it is.
@@ -24,7 +26,7 @@ import onnx_ir as ir
 from onnx_share.config import WeightSpec
 from onnx_share.ir.opset import raise_opset_to_best
 from onnx_share.ir.selection import select_weights
-from onnx_share.ir.surgery import NameScope, replace_weight
+from onnx_share.ir.surgery import NameScope, replace_readers, replace_weight
 from onnx_share.ir.weights import WeightTensor
 from onnx_share.passes.base import (
     ORIGINAL_META_KEY,
@@ -34,7 +36,8 @@ from onnx_share.passes.base import (
     tensor_row,
     working_on,
 )
-from onnx_share.passes.forms import CandidateTable, choose_form, wanted_opsets
+from onnx_share.passes.decode import CONTRIB_DOMAIN
+from onnx_share.passes.forms import CandidateTable, choose_form, gather_readers, wanted_opsets
 from onnx_share.report.data import TensorReport
 
 
@@ -62,14 +65,17 @@ class CompressPass(WeightPass):
             )
         for weight, spec in self.progress_bar(chosen):
             with working_on(weight.name):
-                result.tensors.append(self._rewrite(weight, spec, opset, names))
+                result.tensors.append(self._rewrite(model, weight, spec, opset, names))
         result.modified = any(row.scheme is not None for row in result.tensors)
         return result
 
-    def _rewrite(self, weight: WeightTensor, spec: WeightSpec, opset: int, names: NameScope) -> TensorReport:
+    def _rewrite(
+        self, model: ir.Model, weight: WeightTensor, spec: WeightSpec, opset: int, names: NameScope
+    ) -> TensorReport:
         original = weight.value.meta.get(ORIGINAL_META_KEY)
         table = CandidateTable(
-            weight, opset, spec, reference=None if original is None else original.numpy(), seed=self.config.seed
+            weight, opset, spec, target=self.config.target, reference=None if original is None else original.numpy(),
+            seed=self.config.seed,
         )
         form = choose_form(table, spec)
         refused = not_smaller(weight, table.cost(form))
@@ -79,7 +85,11 @@ class CompressPass(WeightPass):
         nodes, initializers = table.graph(form, names)
         bytes_before = int(weight.tensor.nbytes)
         values = weight.numpy()
-        replace_weight(weight, nodes, initializers)
+        if form.decode == "gather-block":
+            replace_readers(weight, list(zip(gather_readers(weight), nodes, strict=True)), initializers)
+            model.opset_imports.setdefault(CONTRIB_DOMAIN, 1)
+        else:
+            replace_weight(weight, nodes, initializers)
         notes = list(form.notes)
         if spec.granularity == "auto" and spec.scheme == "codebook":
             notes.append(f"auto granularity: {form.label}, error per channel {fitted.channel_error:.3g}")

@@ -3,6 +3,8 @@
 * :func:`codebook_graph`: a :class:`~onnx_share.numerics.codebook.Codebook` → ``Gather`` / ``GatherElements``.
 * :func:`dequantize_graph`: a :class:`~onnx_share.numerics.uniform.UniformGrid` → ``DequantizeLinear``.
 * :func:`arithmetic_graph`: the same grid → ``Cast``, ``Sub``, ``Mul`` (any opset; nothing for a runtime to fuse).
+* :func:`gather_block_graph`: a grid blocked along the rows of an embedding table → onnxruntime's
+  ``com.microsoft::GatherBlockQuantized`` nodes in place of the ``Gather`` nodes that read the table.
 * :func:`index_graph`: integer codes (codebook indices, grid integers), stored natively or bit-packed → int32, by
   standard operators onnxruntime constant-folds at session creation.
 
@@ -13,6 +15,7 @@ bytes) ``→ Div → Mod → Reshape`` (and ``Slice`` when the last group is pad
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import onnx_ir as ir
 
@@ -167,3 +170,34 @@ def arithmetic_graph(
     if dtype != ir.DataType.FLOAT:
         decode.step("Cast", value, to=dtype)
     return decode.nodes, decode.initializers
+
+
+CONTRIB_DOMAIN = "com.microsoft"
+
+
+def gather_block_graph(
+    name: str, grid: UniformGrid, bits: int, ids: list[ir.Value], names: NameScope
+) -> tuple[list[ir.Node], list[ir.Value]]:
+    """One ``GatherBlockQuantized`` per ``Gather`` of the table ``name`` [V, D] (``ids``: each Gather's indices),
+    over the grid blocked along D: ``gather_axis`` 0, ``quantize_axis`` 1, ``block_size`` B (a power of two from
+    16; onnxruntime 1.32 also takes B > D, one block per row), scales [V, ceil(D / B)] in the output's type.
+
+    4 bits: INT4 (symmetric; zero point 0 by default) or UINT4 with UINT4 zero points, both [V, D]. 8 bits: UINT8
+    with ``bits`` 8, whose default zero point is 128 (symmetric grids are stored shifted by it) or UINT8 zero
+    points [V, ceil(D / B)]. onnxruntime computes ``(q - zero_point) * scale`` in float32, as ``DequantizeLinear``.
+    """
+    if bits == 4:
+        stored = grid.quantized.astype(ml_dtypes.int4 if grid.zero_point is None else ml_dtypes.uint4)
+    else:
+        stored = (grid.quantized + (128 if grid.zero_point is None else 0)).astype(np.uint8)
+    inputs = [constant(names, f"{name}_quantized", stored), constant(names, f"{name}_scale", grid.scale)]
+    if grid.zero_point is not None:
+        inputs.append(constant(names, f"{name}_zero_point", grid.zero_point.astype(stored.dtype)))
+    nodes = []
+    for index in ids:
+        inputs_of_node = [inputs[0], index, *inputs[1:]]
+        nodes.append(node(
+            "GatherBlockQuantized", inputs_of_node, f"{name}/decode/GatherBlockQuantized", names,
+            domain=CONTRIB_DOMAIN, gather_axis=0, quantize_axis=1, block_size=grid.block_size, bits=bits,
+        ))
+    return nodes, inputs

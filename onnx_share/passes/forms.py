@@ -36,9 +36,9 @@ from onnx_share.numerics.metrics import channel_relative_error, relative_error
 from onnx_share.numerics.packing import IndexStorage, index_storage, storage_opsets
 from onnx_share.numerics.uniform import UniformGrid, quantize_uniform
 from onnx_share.passes.base import stored_bytes
-from onnx_share.passes.decode import arithmetic_graph, codebook_graph, dequantize_graph
+from onnx_share.passes.decode import arithmetic_graph, codebook_graph, dequantize_graph, gather_block_graph
 
-Decode = Literal["gather", "dequantize", "arithmetic"]
+Decode = Literal["gather", "dequantize", "arithmetic", "gather-block"]
 
 # bits -> (signed type, unsigned type, first opset whose DequantizeLinear takes them)
 QUANT_TYPES: dict[int, tuple[type, type, int]] = {
@@ -50,6 +50,8 @@ PER_AXIS_MIN_OPSET = 13
 BLOCKED_MIN_OPSET = 21
 HALF_SCALE_MIN_OPSET = 19
 FUSABLE_OPS = frozenset({"MatMul", "Gemm"})
+GATHER_BLOCK_NOTE = ("read by com.microsoft GatherBlockQuantized (onnxruntime only): the table stays quantized "
+                     "when the model runs")
 # Smaller codebooks auto granularity weighs against the requested one: k/2 and k/4 centroids.
 AUTO_WIDTH_STEPS = 2
 
@@ -100,15 +102,24 @@ class CandidateTable:
     """The candidate forms of one weight at default-domain ``opset``, their byte costs and fits (cached).
 
     ``reference`` is the weight as loaded (errors are measured against it); the weight's current values (pruned,
-    say) are what is fitted. ``spec`` gives the k-means seeding and zero pinning, ``seed`` the k-means seed.
+    say) are what is fitted. ``spec`` gives the k-means seeding and zero pinning, ``seed`` the k-means seed,
+    ``target`` the runtime the forms are for (:data:`~onnx_share.config.RUNTIMES`).
     """
 
     def __init__(
-        self, weight: WeightTensor, opset: int, spec: WeightSpec, *, reference: np.ndarray | None = None, seed: int = 0
+        self,
+        weight: WeightTensor,
+        opset: int,
+        spec: WeightSpec,
+        *,
+        target: str = "portable",
+        reference: np.ndarray | None = None,
+        seed: int = 0,
     ) -> None:
         self.weight = weight
         self.opset = opset
         self.spec = spec
+        self.target = target
         self.seed = seed
         self._reference = reference
         self._costs: dict[Form, int] = {}
@@ -120,11 +131,22 @@ class CandidateTable:
         return int(self.weight.tensor.nbytes) + len(self.weight.name) + 2 * len(self.weight.shape) + 8
 
     def cost(self, form: Form) -> int:
-        """Bytes the form's decode graph puts in the file: the graph built over a placeholder encoding."""
+        """Bytes the form's decode graph puts in the file: the graph built over a placeholder encoding (for
+        ``GatherBlockQuantized``, less the ``Gather`` nodes it replaces)."""
         if form not in self._costs:
-            nodes, initializers = self.graph(form, NameScope(), _placeholder(self.weight, form))
-            nodes[-1].outputs[0].name = self.weight.name  # as replace_weight names it
-            self._costs[form] = stored_bytes(nodes, initializers)
+            placeholder = _placeholder(self.weight, form)
+            if form.decode == "gather-block":
+                readers = gather_readers(self.weight)
+                standins = [ir.Value(name=reader.inputs[1].name) for reader in readers]
+                nodes, initializers = self.graph(form, NameScope(), placeholder, standins)
+                for new, old in zip(nodes, readers, strict=True):
+                    new.outputs[0].name = old.outputs[0].name
+                replaced = sum(ir.serde.serialize_node(old).ByteSize() for old in readers)
+                self._costs[form] = stored_bytes(nodes, initializers) - replaced
+            else:
+                nodes, initializers = self.graph(form, NameScope(), placeholder)
+                nodes[-1].outputs[0].name = self.weight.name  # as replace_weight names it
+                self._costs[form] = stored_bytes(nodes, initializers)
         return self._costs[form]
 
     def fit(self, form: Form) -> Fitted:
@@ -134,11 +156,20 @@ class CandidateTable:
         return self._fits[form]
 
     def graph(
-        self, form: Form, names: NameScope, encoding: Codebook | UniformGrid | None = None
+        self,
+        form: Form,
+        names: NameScope,
+        encoding: Codebook | UniformGrid | None = None,
+        ids: list[ir.Value] | None = None,
     ) -> tuple[list[ir.Node], list[ir.Value]]:
-        """The decode nodes and initializers of ``form`` (over the fitted encoding unless one is given)."""
+        """The decode nodes and initializers of ``form`` (over the fitted encoding unless one is given); for
+        ``GatherBlockQuantized`` one node per ``Gather`` reader, reading ``ids`` (default: the readers' indices)."""
         weight = self.weight
         encoding = self.fit(form).encoding if encoding is None else encoding
+        if form.decode == "gather-block":
+            assert isinstance(encoding, UniformGrid)
+            ids = [reader.inputs[1] for reader in gather_readers(weight)] if ids is None else ids
+            return gather_block_graph(weight.name, encoding, form.bits, ids, names)
         if form.decode == "gather":
             assert isinstance(encoding, Codebook) and form.storage is not None
             return codebook_graph(weight.name, weight.shape, weight.dtype.numpy(), encoding, form.storage, names)
@@ -152,6 +183,8 @@ class CandidateTable:
         """What the integers are stored as: ``UINT4``, ``UINT8 packed 3-bit``, ``INT4`` (``DequantizeLinear``)..."""
         if form.storage is not None:
             return form.storage.label
+        if form.decode == "gather-block":
+            return "UINT8" if form.bits == 8 else "INT4" if form.symmetric else "UINT4"
         return ir.DataType.from_numpy(np.dtype(_quant_type(self.weight, form))).name
 
     def _fit(self, form: Form) -> Fitted:
@@ -174,12 +207,17 @@ class CandidateTable:
         return Fitted(grid, relative_error(reference, decoded), channel_error, None)
 
 
-def requested_form(weight: WeightTensor, spec: WeightSpec, opset: int) -> Form:
+def requested_form(weight: WeightTensor, spec: WeightSpec, opset: int, target: str = "portable") -> Form:
     """The form ``spec`` names, resolved for this weight: its granularity (``auto``: per tensor for codebooks,
     the fusable layout for grids), falling back where the weight's consumers give no axis; the storage or decode
-    ``opset`` allows."""
+    ``opset`` allows. For ``target`` onnxruntime, a 4- or 8-bit grid of an embedding table read only by ``Gather``
+    is blocked along its rows and read by ``GatherBlockQuantized``."""
     if spec.scheme == "uniform":
-        return _uniform_form(weight, spec, opset)
+        form = _uniform_form(weight, spec, opset)
+        if target == "onnxruntime" and form.decode == "dequantize" and _gather_block_eligible(weight, spec):
+            return Form("uniform", spec.bits, 2**spec.bits, "group", 1, spec.group_size, "gather-block",
+                        symmetric=spec.symmetric, notes=(GATHER_BLOCK_NOTE,))
+        return form
     return _codebook_form(weight, spec.num_clusters, "tensor" if spec.granularity == "auto" else spec.granularity,
                           spec.group_size, opset)
 
@@ -187,7 +225,7 @@ def requested_form(weight: WeightTensor, spec: WeightSpec, opset: int) -> Form:
 def choose_form(table: CandidateTable, spec: WeightSpec) -> Form:
     """The form to write for ``table``'s weight under ``spec`` (see the module docstring for ``auto``)."""
     weight, opset = table.weight, table.opset
-    requested = requested_form(weight, spec, opset)
+    requested = requested_form(weight, spec, opset, table.target)
     if spec.granularity != "auto" or spec.scheme == "uniform":
         return requested
     budget = table.cost(requested)
@@ -209,6 +247,32 @@ def wanted_opsets(weight: WeightTensor, spec: WeightSpec) -> set[int]:
         form = _uniform_form(weight, spec, opset=10**6)
         return {_dequantize_opset(weight, spec.bits, form.axis, form.group_size), *storage_opsets([spec.bits])}
     return storage_opsets([spec.index_bits])  # auto's narrower candidates take what the requested width gets
+
+
+def gather_readers(weight: WeightTensor) -> list[ir.Node]:
+    """The nodes that read ``weight`` (all ``Gather`` of its rows, for :func:`_gather_block_eligible`)."""
+    return [use.node for use in weight.value.uses()]
+
+
+def _gather_block_eligible(weight: WeightTensor, spec: WeightSpec) -> bool:
+    """Whether onnxruntime's ``GatherBlockQuantized`` can read this weight's grid: a float32/float16 table [V, D]
+    read only by default-domain ``Gather`` along axis 0, 4 or 8 bits, blocks (auto or group granularity) of a power
+    of two from 16."""
+    readers = weight.value.uses()
+    return (
+        len(weight.shape) == 2
+        and weight.dtype in (ir.DataType.FLOAT, ir.DataType.FLOAT16)
+        and spec.bits in (4, 8)
+        and spec.granularity in ("auto", "group")
+        and spec.group_size >= 16
+        and spec.group_size & (spec.group_size - 1) == 0
+        and len(readers) > 0
+        and all(
+            use.node.op_type == "Gather" and use.node.domain in ("", "ai.onnx") and use.idx == 0
+            and (use.node.attributes.get_int("axis", 0) or 0) == 0
+            for use in readers
+        )
+    )
 
 
 def _finest_affordable(table: CandidateTable, clusters: int, budget: int) -> Form | None:
@@ -274,7 +338,8 @@ def _uniform_layout(weight: WeightTensor, spec: WeightSpec) -> tuple[str, int | 
     if granularity == "group":
         axis = weight.reduction_axis
         if axis is not None and (len(weight.shape) > 1 or weight.shape[axis] > spec.group_size):
-            return "group", axis, min(spec.group_size, weight.shape[axis]), notes
+            # A block longer than the axis is one block per column: the block length runtimes fuse stays.
+            return "group", axis, spec.group_size, notes
         if axis is not None:  # one block of a 1-D weight: onnxruntime reads a one-element scale as per tensor
             return "tensor", None, None, ["a single block; used per tensor"]
         notes.append("no single reduction axis for blocks; used per channel")

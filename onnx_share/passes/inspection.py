@@ -44,8 +44,8 @@ def inspect_model(model: ModelSource, config: OptimizeConfig) -> tuple[list[Tens
     opset = reachable_opset(loaded, set().union(*(wanted_opsets(w, spec) for w, spec in selection.chosen)))
     rows = []
     for weight, spec in selection.chosen:
-        table = CandidateTable(weight, opset, spec)
-        form = requested_form(weight, spec, opset)
+        table = CandidateTable(weight, opset, spec, target=config.target)
+        form = requested_form(weight, spec, opset, config.target)
         cost = table.cost(form)
         action = form.label + (", or a finer grouping of fewer bits within that size" if _auto_codebook(spec) else "")
         if not_smaller(weight, cost) is not None:

@@ -7,13 +7,15 @@ TensorRT (its ONNX parser and quantize/dequantize layers): zero points must be 0
 INT8, INT4 or FP8 data; block quantization is INT4 only, along one of the last two axes, in blocks of 64 or
 128, and along one axis only; INT4 is weight-only; UINT8 exists only as a network input or output (and as
 the source of a Cast to FLOAT/FLOAT16); Gather takes no 8-, 4- or 2-bit data; types TensorRT lacks (UINT4,
-UINT2, INT2, INT16, unsigned 16/32/64-bit...) are rejected.
+UINT2, INT2, INT16, unsigned 16/32/64-bit...) are rejected; so are operators outside the ONNX domains (onnxruntime's
+com.microsoft ops such as GatherBlockQuantized).
 
 onnxruntime (CPU, measured with 1.31): the IR version and opset it loads; ``DequantizeLinear → MatMul`` is
 fused into ``MatMulNBits`` only for a 2-D weight with one consumer, quantized per tensor, per axis 1, or in
 power-of-two blocks of 16-256 along axis 0, and not under ``Gemm`` with ``transB=1``; weight-only
-``DequantizeLinear → Conv`` is dequantized on every run; FLOAT4E2M1 has no CPU kernel; Gather indices must be
-INT32/INT64.
+``DequantizeLinear → Conv`` is dequantized on every run, and so is a table under ``DequantizeLinear → Gather``
+(``com.microsoft::GatherBlockQuantized`` reads it quantized, within the limits :func:`ort_gather_block` checks);
+FLOAT4E2M1 has no CPU kernel; Gather indices must be INT32/INT64.
 """
 
 from __future__ import annotations
@@ -269,6 +271,13 @@ def trt_missing_types(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding
 # ---- onnxruntime ----------------------------------------------------------------------------------------
 
 
+def trt_contrib_ops(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding]:
+    """Operators outside the ONNX domains (onnxruntime's com.microsoft contrib ops): TensorRT's parser lacks them."""
+    if node.domain not in DEFAULT_DOMAINS:
+        yield _finding(node, "contrib-op", f"{node.domain}::{node.op_type} is not an ONNX operator; TensorRT's parser "
+                       "has no importer for it (optimize with --target tensorrt or portable)")
+
+
 def ort_loadable(model: onnx.ModelProto) -> Iterator[Finding]:
     """IR version and default-domain opset onnxruntime loads."""
     label = onnx.NodeProto(name="(model)", op_type="model")
@@ -331,6 +340,44 @@ def ort_dequantize_conv(view: GraphView, node: onnx.NodeProto) -> Iterator[Findi
                                "(onnxruntime fuses it only when the activation is quantized too)", "warning")
 
 
+def ort_dequantize_gather(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding]:
+    """A constant table dequantized whole on every run although only ``Gather`` reads rows of it."""
+    if node.op_type != "DequantizeLinear" or view.tensor(node.input[0]) is None:
+        return
+    uses = view.consumers.get(node.output[0], [])
+    if uses and all(n.op_type == "Gather" and i == 0 for n, i in uses):
+        yield _finding(node, "dq-gather", f"the table {node.input[0]} is dequantized whole on every run for Gather "
+                       "to read a few rows (optimize with --target onnxruntime: GatherBlockQuantized reads the "
+                       "rows it needs)", "warning")
+
+
+def ort_gather_block(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding]:
+    """``com.microsoft::GatherBlockQuantized`` as onnxruntime 1.32's CPU kernel takes it (measured): UINT8 data
+    with ``bits`` 2, 4 or 8 packed along the last axis, quantized along it; INT4/UINT4 data with ``bits`` 4;
+    ``block_size`` a power of two from 16; ``gather_axis`` 0 for UINT8 data."""
+    if node.op_type != "GatherBlockQuantized" or node.domain != "com.microsoft":
+        return
+    data_type, shape = view.dtype(node.input[0]), view.shape(node.input[0]) or []
+    bits, block = _attribute(node, "bits", 4), _attribute(node, "block_size", 128) or 0
+    problems = []
+    if block < 16 or block & (block - 1):
+        problems.append(f"block_size {block} (a power of two from 16)")
+    if data_type == T.UINT8:
+        if bits not in (2, 4, 8):
+            problems.append(f"bits {bits} with UINT8 data (2, 4 or 8)")
+        if _attribute(node, "gather_axis", 0) != 0 or (_attribute(node, "quantize_axis", 1) or 0) % max(
+            len(shape), 1
+        ) != len(shape) - 1:
+            problems.append("UINT8 data gathered along an axis other than 0 or quantized along one but the last")
+    elif data_type in (T.INT4, T.UINT4):
+        if bits != 4:
+            problems.append(f"bits {bits} with {_type_name(data_type)} data (4)")
+    elif data_type is not None:
+        problems.append(f"{_type_name(data_type)} data (UINT8, INT4 or UINT4)")
+    if problems:
+        yield _finding(node, "gather-block", f"onnxruntime's GatherBlockQuantized rejects {'; '.join(problems)}")
+
+
 def ort_float4(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding]:
     """FLOAT4E2M1 tensors have no onnxruntime CPU kernel."""
     for name in [*node.input, *node.output]:
@@ -365,9 +412,10 @@ def ort_int64_indices(view: GraphView, node: onnx.NodeProto) -> Iterator[Finding
 
 
 RULES: dict[str, tuple[Rule, ...]] = {
-    "tensorrt": (trt_zero_point, trt_dequantize_type, trt_blocked, trt_uint8, trt_gather_data, trt_missing_types),
-    "onnxruntime": (ort_dequantize_matmul, ort_dequantize_conv, ort_float4, ort_bfloat16_dequantize,
-                    ort_gather_indices, ort_int64_indices),
+    "tensorrt": (trt_zero_point, trt_dequantize_type, trt_blocked, trt_uint8, trt_gather_data, trt_missing_types,
+                 trt_contrib_ops),
+    "onnxruntime": (ort_dequantize_matmul, ort_dequantize_conv, ort_dequantize_gather, ort_gather_block, ort_float4,
+                    ort_bfloat16_dequantize, ort_gather_indices, ort_int64_indices),
 }
 MODEL_RULES: dict[str, Callable[[onnx.ModelProto], Iterator[Finding]]] = {
     "tensorrt": lambda model: iter(()),

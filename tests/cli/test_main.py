@@ -136,6 +136,8 @@ def _bad_models(tmp_path: Path) -> dict[str, tuple[list[str | Path], str]]:
         "missing-inputs-file": (["optimize", DIGITS, out, "--inputs", tmp_path / "nope.npz"], "nope.npz: no such file"),
         "bad-config": (["optimize", DIGITS, out, "--config", text], "must hold a mapping"),
         "config-unknown-key": (["optimize", DIGITS, out, "--config", _yaml(tmp_path, "bitz: 3\n")], "unknown config"),
+        "tensorrt-asymmetric": (["optimize", DIGITS, out, "--scheme", "uniform", "--bits", "4", "--asymmetric",
+                                 "--target", "tensorrt"], "asymmetric grid (TensorRT takes zero point 0 only)"),
     }
 
 
@@ -149,7 +151,7 @@ BAD_CASES = [
     "missing", "directory", "not-onnx", "truncated", "ir-too-new", "opset-too-new", "unsupported-dtype",
     "external-outside", "bits-too-high", "bits-zero", "uniform-bits", "clusters", "output-is-input",
     "output-folder-missing", "bad-input-shape", "unknown-input-shape", "missing-inputs-file", "bad-config",
-    "config-unknown-key",
+    "config-unknown-key", "tensorrt-asymmetric",
 ]
 
 
