@@ -145,7 +145,7 @@ class ValidationConfig:
                 raise OnnxShareError(f"validation.{key} must not be negative, got {getattr(self, key)}")
 
 
-PASS_NAMES: tuple[str, ...] = ("fold-qdq", "share", "lowrank", "prune", "compress")
+PASS_NAMES: tuple[str, ...] = ("fold-shapes", "fold-qdq", "share", "lowrank", "prune", "compress")
 
 
 @dataclass(frozen=True)
@@ -330,11 +330,11 @@ class OptimizeConfig:
 
     @property
     def pass_names(self) -> tuple[str, ...]:
-        """The passes to run, in order: ``passes`` if given, else the default pipeline (fold-qdq, share,
-        compress) with lowrank and prune added when their options are set."""
+        """The passes to run, in order: ``passes`` if given, else the default pipeline (fold-shapes, fold-qdq,
+        share, compress) with lowrank and prune added when their options are set."""
         if self.passes is not None:
             return self.passes
-        enabled = {"fold-qdq", "share", "compress"}
+        enabled = {"fold-shapes", "fold-qdq", "share", "compress"}
         if self.lowrank.enabled:
             enabled.add("lowrank")
         if self.prune.enabled:

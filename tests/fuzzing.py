@@ -56,7 +56,7 @@ TOOL_SUFFIXES = ("_codebook", "_indices", "_shape", "_quantized", "_scale", "_ze
 # |reported - recomputed| <= ERROR_RTOL * recomputed + ERROR_ATOL for every reported relative weight error.
 ERROR_RTOL = 1e-5
 ERROR_ATOL = 1e-9
-PASS_NAMES = ("fold-qdq", "share", "lowrank", "prune", "compress")
+PASS_NAMES = ("fold-shapes", "fold-qdq", "share", "lowrank", "prune", "compress")
 
 KINDS = {
     "generator": "the generated model is invalid (a mistake of this module, not of onnx-share)",

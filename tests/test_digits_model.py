@@ -20,7 +20,7 @@ MODEL = DIGITS_DIR / "digits_cnn.onnx"
 RECORDED_FLOAT_ACCURACY = 445 / 450  # models/digits_cnn/README.md, onnxruntime 1.31.1
 LARGE_WEIGHTS = {"conv2.weight", "conv3.weight", "fc1.weight"}  # the weights with >= 4096 elements (README)
 CONFIGS = {
-    "codebook8": {"default": {"bits": 8, "scheme": "codebook"}},
+    "codebook8": {"default": {"bits": 8, "scheme": "codebook", "granularity": "tensor"}},
     "codebook4": {"default": {"bits": 4, "scheme": "codebook"}},
     "uniform8": {"default": {"bits": 8, "scheme": "uniform"}},
 }

@@ -112,8 +112,8 @@ class PassArgs:
         """Add the group's flags to ``parser``."""
         passes = parser.add_argument_group("passes")
         passes.add_argument("--passes", type=pass_list, metavar="P1,P2", help="passes to run, in this order, from "
-                            f"{','.join(PASS_NAMES)} (default: fold-qdq,share,compress, plus lowrank/prune when "
-                            "their options are given, in that order)")
+                            f"{','.join(PASS_NAMES)} (default: fold-shapes,fold-qdq,share,compress, plus lowrank/prune "
+                            "when their options are given, in that order)")
         passes.add_argument("--share-tolerance", type=float, metavar="REL", help="share: also merge tensors whose "
                             "relative difference is at most REL (default: identical only)")
         passes.add_argument("--no-share-transposed", action="store_true",

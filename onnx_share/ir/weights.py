@@ -1,9 +1,11 @@
 """Weight discovery: which constant float tensors are learned weights of compute ops, and their layout.
 
 A weight is a float32/float16/bfloat16 initializer (main graph or any ``If``/``Loop``/``Scan`` body; the
-loader has lifted ``Constant`` nodes to initializers) that feeds the weight input of a compute op, possibly through
-``Identity``, a float-to-float ``Cast`` or a ``Transpose``. Its output-channel axis (the axis that indexes the
-consumer's output features) and reduction axis come from the consumer. It may also feed data inputs of other
+loader has lifted ``Constant`` nodes to initializers) that feeds the weight input of a compute op (any operand of
+``Einsum``), possibly through ``Identity``, a float-to-float ``Cast``, a ``Transpose`` or a reshaping op
+(``Reshape``, ``Flatten``, ``Squeeze``, ``Unsqueeze``). Its output-channel axis (the axis that indexes the
+consumer's output features) and reduction axis come from the consumer; behind a reshaping op, or for ``Einsum``,
+they are unknown (the weight is then compressed per tensor). It may also feed data inputs of other
 ops (a ``Slice`` of an LSTM weight, an ``Add``): they read the decoded tensor. Only inputs that set a shape,
 an integer ``Cast``, an operator outside the default domain or a graph output forbid rewriting it. Everything
 else is reported as skipped with a reason.
@@ -20,6 +22,8 @@ from onnx_share.io.proto import DEFAULT_DOMAINS
 
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16})
 PASS_THROUGH_OPS = frozenset({"Identity", "Cast", "Transpose"})
+# Ops that pass the values on in another shape: a weight reached through them has no known channel axis.
+RESHAPING_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 # Ops that read only a tensor's shape: a rewritten tensor of the same shape serves them unchanged.
 SHAPE_READERS = frozenset({"Shape", "Size"})
 RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
@@ -160,7 +164,7 @@ def _finite(value: ir.Value, tensor: ir.TensorProtocol) -> bool:
 def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | None]:
     """Weight slots reached from ``value`` (through pass-through ops), or a reason it is not a weight."""
     found: list[WeightUse] = []
-    stack: list[tuple[ir.Value, tuple[int, ...]]] = [(value, tuple(range(rank)))]
+    stack: list[tuple[ir.Value, tuple[int | None, ...]]] = [(value, tuple(range(rank)))]
     while stack:
         current, axes = stack.pop()  # axes[i]: axis of the original tensor that is axis i of `current`
         for node, index in _uses_of(current):
@@ -203,9 +207,15 @@ def _veto(node: ir.Node, index: int) -> str | None:
     return None
 
 
-def _pass_through(node: ir.Node, axes: tuple[int, ...]) -> tuple[int, ...] | None:
-    """How ``node`` maps the original tensor's axes, if it is a value-preserving pass-through."""
-    if node.domain not in DEFAULT_DOMAINS or node.op_type not in PASS_THROUGH_OPS:
+def _pass_through(node: ir.Node, axes: tuple[int | None, ...]) -> tuple[int | None, ...] | None:
+    """How ``node`` maps the original tensor's axes (None: an axis that is no axis of the original), if it is a
+    value-preserving pass-through; a reshaping op with a known output rank maps none."""
+    if node.domain not in DEFAULT_DOMAINS:
+        return None
+    if node.op_type in RESHAPING_OPS:
+        rank = _reshaped_rank(node, len(axes))
+        return None if rank is None else (None,) * rank
+    if node.op_type not in PASS_THROUGH_OPS:
         return None
     if node.op_type == "Cast":
         to = node.attributes.get("to")
@@ -215,6 +225,23 @@ def _pass_through(node: ir.Node, axes: tuple[int, ...]) -> tuple[int, ...] | Non
         perm = perm_attr.as_ints() if perm_attr is not None else list(reversed(range(len(axes))))
         return tuple(axes[p] for p in perm)
     return axes
+
+
+def _reshaped_rank(node: ir.Node, rank: int) -> int | None:
+    """The output rank of a reshaping op reading a rank-``rank`` tensor as its data input, when the graph fixes it
+    (a constant shape or axes input, an attribute, or an inferred output shape); None otherwise."""
+    if node.outputs[0].shape is not None:
+        return len(node.outputs[0].shape)
+    if node.op_type == "Flatten":
+        return 2
+    second = ir.convenience.get_const_tensor(node.inputs[1]) if len(node.inputs) > 1 else None
+    if node.op_type == "Reshape":
+        return None if second is None else int(second.numpy().size)
+    attribute = node.attributes.get("axes")
+    count = len(attribute.as_ints()) if attribute is not None else None if second is None else int(second.numpy().size)
+    if count is None:
+        return None
+    return rank + count if node.op_type == "Unsqueeze" else rank - count
 
 
 def _weight_use(node: ir.Node, index: int, rank: int) -> WeightUse | None:
@@ -237,6 +264,8 @@ def _weight_use(node: ir.Node, index: int, rank: int) -> WeightUse | None:
         axes = ((0, 1) if transposed else (1, 0)) if index == 1 else ((1, 0) if transposed else (0, 1))
     elif op in RECURRENT_OPS and index in (1, 2):
         axes = (1, 2)
+    elif op == "Einsum":
+        axes = (None, None)  # any operand: the equation says which axis is which; not read here
     elif op == "Gather" and index == 0 and not _is_constant_expression(node.inputs[1]):
         gather_axis = _int_attr(node, "axis", 0)
         axes = (gather_axis % rank if rank else None, None)

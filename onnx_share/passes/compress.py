@@ -92,7 +92,7 @@ class CompressPass(WeightPass):
             replace_weight(weight, nodes, initializers)
         notes = list(form.notes)
         if spec.granularity == "auto" and spec.scheme == "codebook":
-            notes.append(f"auto granularity: {form.label}, error per channel {fitted.channel_error:.3g}")
+            notes.append(f"auto granularity: {form.label}")
         if weight.dtype == ir.DataType.BFLOAT16 and form.decode == "dequantize":
             notes.append("float32 scales and a Cast to bfloat16: onnxruntime has no bfloat16 DequantizeLinear kernel")
         zeros_before = np.count_nonzero(values == 0) / values.size if fitted.zeros is not None else 0.0

@@ -1,7 +1,7 @@
 """``onnx-share inspect``: the model's constant tensors by size, what would be compressed, and the bytes each
 would take in the file, from the size model the ``compress`` step uses (:mod:`~onnx_share.passes.forms`) at the
-opset it would reach. For ``auto`` codebooks the estimate is the requested width per tensor: the budget the
-chosen form stays within."""
+opset it would reach, after the pipeline's graph cleanups (:data:`CLEANUP_PASSES`; lowrank and prune are not run).
+For ``auto`` codebooks the estimate is the requested width per tensor: the budget the chosen form stays within."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ from onnx_share.ir.opset import opset_blockers
 from onnx_share.ir.selection import select_weights
 from onnx_share.passes.base import not_smaller
 from onnx_share.passes.forms import CandidateTable, requested_form, wanted_opsets
+from onnx_share.passes.registry import build_passes
+
+# Passes inspect runs before it estimates (cheap, and they change which tensors there are): the rest only rewrite
+# values.
+CLEANUP_PASSES = frozenset({"fold-shapes", "fold-qdq", "share"})
 
 
 @dataclass
@@ -40,6 +45,10 @@ def reachable_opset(model: ir.Model, targets: set[int]) -> int:
 def inspect_model(model: ModelSource, config: OptimizeConfig) -> tuple[list[TensorRow], dict[str, object]]:
     """Rows for every constant tensor (largest first) and a summary of the model."""
     loaded = load_model(model)
+    for name in config.pass_names:
+        if name in CLEANUP_PASSES:
+            for step in build_passes(name, config):
+                step(loaded)
     selection = select_weights(loaded, config)
     opset = reachable_opset(loaded, set().union(*(wanted_opsets(w, spec) for w, spec in selection.chosen)))
     rows = []

@@ -14,6 +14,7 @@ from onnx_share.errors import first_line
 from onnx_share.passes.base import PassOutcome, TensorError
 from onnx_share.passes.compress import CompressPass
 from onnx_share.passes.fold_qdq import FoldQdqPass
+from onnx_share.passes.fold_shapes import FoldShapesPass
 from onnx_share.passes.low_rank import SplitLowRankPass
 from onnx_share.passes.prune import PruneWeightsPass
 from onnx_share.passes.share import ShareWeightsPass
@@ -23,6 +24,7 @@ log = logging.getLogger("onnx_share")
 
 # "compress" rewrites every selected weight with its spec's scheme: a codebook or a uniform grid.
 PASSES: dict[str, tuple[type[ir.passes.PassBase], ...]] = {
+    "fold-shapes": (FoldShapesPass,),
     "fold-qdq": (FoldQdqPass,),
     "share": (ShareWeightsPass,),
     "lowrank": (SplitLowRankPass,),

@@ -206,7 +206,7 @@ def test_pass_flags_map_onto_the_pipeline(tmp_path: Path) -> None:
                "--no-validate")
     assert done.returncode == 0, done.stderr
     data = json.loads(report.read_text())
-    assert [p["name"] for p in data["passes"]] == ["fold-qdq", "share", "lowrank", "prune", "compress"]
+    assert [p["name"] for p in data["passes"]] == ["fold-shapes", "fold-qdq", "share", "lowrank", "prune", "compress"]
     assert data["config"]["prune"] == {"fraction": 0.5, "threshold": None, "scope": "global", "sparse": True}
     assert data["config"]["lowrank"]["energy"] == 0.95 and data["config"]["share"]["tolerance"] == 0.01
     done = cli("optimize", DIGITS, tmp_path / "o.onnx", "--passes", "prune,cluster", "--prune", "0.3",
