@@ -88,10 +88,10 @@ def compress(source: Path, bits: int, form: str, out: Path) -> tuple[str, float]
     and the compressed tensors' bytes over their information floor."""
     chooser, opsets = FORMS[form]
     with (
-        mock.patch("onnx_share.passes.codebook.index_storage", chooser),
-        mock.patch("onnx_share.passes.codebook.storage_opsets", opsets),
+        mock.patch("onnx_share.passes.forms.index_storage", chooser),
+        mock.patch("onnx_share.passes.forms.storage_opsets", opsets),
     ):
-        result = onnx_share.optimize(source, {"default": {"bits": bits}})
+        result = onnx_share.optimize(source, {"default": {"bits": bits, "granularity": "tensor"}})
     result.save(out)
     rows = result.report.compressed
     storages = ", ".join(sorted({row.storage for row in rows if row.storage}))

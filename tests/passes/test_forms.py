@@ -166,12 +166,12 @@ def test_auto_splits_the_codebook_where_channels_differ_in_scale() -> None:
     _, row, _ = _compress(_conv(weight), {"bits": 4})
     _, tensor_row, _ = _compress(_conv(weight), {"bits": 4, "granularity": "tensor"})
     assert row.granularity in ("channel", "group") and row.bits == 4 and "auto granularity" in " ".join(row.notes)
-    assert row.relative_error < 0.8 * tensor_row.relative_error
+    assert row.relative_error < 0.9 * tensor_row.relative_error
     assert tensor_row.bytes_after < row.bytes_after <= tensor_row.bytes_after + AUTO_TABLE_BITS * weight.size / 8
 
 
 def test_auto_keeps_one_codebook_where_tables_would_not_fit() -> None:
-    """4096 weights: 0.5 bit each (256 bytes) pays for no second table and its decode nodes."""
+    """4096 weights: a quarter of a bit each (128 bytes) pays for no second table and its decode nodes."""
     weight = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
     _, row, _ = _compress(_matmul(weight, opset=21), {"bits": 4})
     assert (row.granularity, row.bits, row.storage) == ("tensor", 4, "UINT4")
