@@ -218,7 +218,9 @@ class PruneConfig:
 
 @dataclass(frozen=True)
 class OptimizeConfig:
-    """Everything ``optimize`` needs: the default spec, overrides, selection and save options."""
+    """Everything ``optimize`` needs: the default spec, overrides, selection and save options, the runtime the
+    output is for (``target``) and the threads for per-tensor work (``jobs``, default every core; the output is
+    the same for any number)."""
 
     default: WeightSpec = field(default_factory=WeightSpec)
     op_types: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -234,8 +236,11 @@ class OptimizeConfig:
     prune: PruneConfig = field(default_factory=PruneConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     target: str = "portable"
+    jobs: int | None = None
 
     def __post_init__(self) -> None:
+        if self.jobs is not None and (not isinstance(self.jobs, int) or self.jobs < 1):
+            raise OnnxShareError(f"jobs must be a positive integer, got {self.jobs!r}")
         if self.target not in RUNTIMES:
             raise OnnxShareError(f"target must be one of {', '.join(RUNTIMES)}, got {self.target!r}")
         if self.passes is not None:
@@ -340,6 +345,15 @@ class OptimizeConfig:
         if self.prune.enabled:
             enabled.add("prune")
         return tuple(p for p in PASS_NAMES if p in enabled)
+
+    @property
+    def worker_count(self) -> int:
+        """Threads for per-tensor work: ``jobs``, or every core this process may use."""
+        if self.jobs is not None:
+            return self.jobs
+        import os
+
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
     def updated(self, **changes: Any) -> OptimizeConfig:
         """A copy with top-level fields replaced."""

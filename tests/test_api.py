@@ -49,3 +49,14 @@ def test_result_keeps_its_config_and_names_the_vocabulary() -> None:
     assert config.default.scheme == "codebook" and config.passes == ("share", "compress")
     assert {t.scheme for t in result.report.compressed} == {"codebook"}
     assert [p.name for p in result.report.passes] == ["share", "compress"]
+
+
+@pytest.mark.parametrize("config", [{"default": {"bits": 4}}, {"default": {"scheme": "uniform", "bits": 4}}])
+def test_outputs_are_byte_identical_for_any_number_of_jobs(config: dict, tmp_path: Path) -> None:
+    digests = set()
+    for jobs in (1, 2, 3):
+        path = optimize(DIGITS_DIR / "digits_cnn.onnx", {**config, "jobs": jobs, "min_elements": 64}).save(
+            tmp_path / f"{jobs}.onnx"
+        )
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1

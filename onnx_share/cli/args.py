@@ -73,6 +73,8 @@ class CompressionArgs:
         spec.add_argument("--target", choices=RUNTIMES, help="runtime the output is for: portable (standard ONNX "
                           "ops, default), onnxruntime (quantized embedding tables read by com.microsoft "
                           "GatherBlockQuantized), tensorrt (symmetric grids, INT4 blocks of 64/128)")
+        spec.add_argument("--jobs", type=int, metavar="N", help="threads for per-tensor work (default: every core; "
+                          "the output is the same for any N)")
         spec.add_argument("--min-elements", type=int, metavar="N", help="leave tensors smaller than N (default 4096)")
         spec.add_argument("--include", nargs="+", metavar="GLOB", help="compress only tensors whose name matches")
         spec.add_argument("--exclude", nargs="+", metavar="GLOB", help="leave tensors whose name matches")
@@ -95,6 +97,8 @@ class CompressionArgs:
             top["min_elements"] = args.min_elements
         if args.target is not None:
             top["target"] = args.target
+        if args.jobs is not None:
+            top["jobs"] = args.jobs
         if args.include:
             top["include"] = tuple(args.include)
         if args.exclude:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -17,6 +18,7 @@ from onnx_share.ir.weights import WeightTensor
 from onnx_share.report.data import TensorReport
 
 T = TypeVar("T")
+R = TypeVar("R")
 # Set in a weight value's ``meta`` by a pass that changes its values in place (prune): the tensor as loaded, so
 # a later pass reports its error against the original weight, not against the intermediate one.
 ORIGINAL_META_KEY = "onnx_share.original"
@@ -38,9 +40,27 @@ class WeightPass(ir.passes.InPlacePass):
         """The pass as the pipeline builds it."""
         return cls(config, progress=progress)
 
-    def progress_bar(self, items: Iterable[T], unit: str = "tensor") -> Iterable[T]:
+    def progress_bar(self, items: Iterable[T], unit: str = "tensor", total: int | None = None) -> Iterable[T]:
         """``items``, with a progress bar on stderr when asked for."""
-        return tqdm(items, desc=self.name, unit=unit, disable=not self.progress)
+        return tqdm(items, desc=self.name, unit=unit, total=total, disable=not self.progress)
+
+
+# Items a worker pool takes at a time, per worker: bounds what waits in memory for its turn.
+CHUNK_PER_WORKER = 4
+
+
+def in_order(function: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[tuple[T, R]]:
+    """``(item, function(item))`` for every item, in order, computed on ``workers`` threads a chunk of
+    ``CHUNK_PER_WORKER * workers`` items at a time; the consumer's work on one chunk runs while no worker does (so
+    ``function`` may read what the consumer changes). One worker: plain sequential calls, no thread."""
+    if workers <= 1:
+        yield from ((item, function(item)) for item in items)
+        return
+    chunk = CHUNK_PER_WORKER * workers
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(items), chunk):
+            part = items[start : start + chunk]
+            yield from zip(part, list(pool.map(function, part)), strict=True)
 
 
 @contextlib.contextmanager

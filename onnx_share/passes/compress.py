@@ -15,7 +15,9 @@ the form's graph replaces W:
   read the grid directly, so it is never expanded to float.
 
 First the model's opset is raised to the highest one the weights' forms benefit from, where that is safe.
-A form that would not be smaller than W as stored leaves W as it is.
+A form that would not be smaller than W as stored leaves W as it is. Forms are chosen and fitted on
+``config.jobs`` threads a chunk of weights at a time while the graph stands still, then written in order, so the
+output is byte-identical for any number of workers.
 """
 
 from __future__ import annotations
@@ -32,13 +34,17 @@ from onnx_share.passes.base import (
     ORIGINAL_META_KEY,
     PassOutcome,
     WeightPass,
+    in_order,
     not_smaller,
     tensor_row,
     working_on,
 )
 from onnx_share.passes.decode import CONTRIB_DOMAIN
-from onnx_share.passes.forms import CandidateTable, choose_form, gather_readers, wanted_opsets
+from onnx_share.passes.forms import CandidateTable, Form, choose_form, gather_readers, wanted_opsets
 from onnx_share.report.data import TensorReport
+
+# A weight's table, its chosen form, and the skip row when that form would not be smaller.
+Plan = tuple[CandidateTable, Form, TensorReport | None]
 
 
 class CompressPass(WeightPass):
@@ -63,22 +69,37 @@ class CompressPass(WeightPass):
                 f"a newer opset would store some weights smaller, but it is not safe to raise to "
                 f"({', '.join(blockers[:5])}); weights are stored as opset {opset} allows (see each tensor's storage)"
             )
-        for weight, spec in self.progress_bar(chosen):
+        plans = in_order(lambda item: self._plan(*item, opset), chosen, self.config.worker_count)
+        for (weight, spec), plan in self.progress_bar(plans, total=len(chosen)):
             with working_on(weight.name):
-                result.tensors.append(self._rewrite(model, weight, spec, opset, names))
+                result.tensors.append(self._rewrite(model, weight, spec, plan, names))
         result.modified = any(row.scheme is not None for row in result.tensors)
         return result
 
+    def _plan(self, weight: WeightTensor, spec: WeightSpec, opset: int) -> Plan:
+        """The weight's table, chosen form, and the skip row when that form is not smaller; fitted unless skipped.
+        Reads the graph, never changes it: plans of several weights run on worker threads."""
+        with working_on(weight.name):
+            original = weight.value.meta.get(ORIGINAL_META_KEY)
+            table = CandidateTable(
+                weight, opset, spec, target=self.config.target,
+                reference=None if original is None else original.numpy(), seed=self.config.seed,
+            )
+            form = choose_form(table, spec)
+            refused = not_smaller(weight, table.cost(form))
+            if refused is None:
+                table.fit(form)
+            return table, form, refused
+
     def _rewrite(
-        self, model: ir.Model, weight: WeightTensor, spec: WeightSpec, opset: int, names: NameScope
+        self,
+        model: ir.Model,
+        weight: WeightTensor,
+        spec: WeightSpec,
+        plan: Plan,
+        names: NameScope,
     ) -> TensorReport:
-        original = weight.value.meta.get(ORIGINAL_META_KEY)
-        table = CandidateTable(
-            weight, opset, spec, target=self.config.target, reference=None if original is None else original.numpy(),
-            seed=self.config.seed,
-        )
-        form = choose_form(table, spec)
-        refused = not_smaller(weight, table.cost(form))
+        table, form, refused = plan
         if refused is not None:
             return refused
         fitted = table.fit(form)
