@@ -101,7 +101,6 @@ def optimize(
     report.timings_s["discover"] = time.perf_counter() - start
     for row in skipped:
         log.debug("skip %s: %s", row.name, row.skipped)
-    report.tensors.extend(skipped)
 
     target = wanted_opset(loaded, config)
     current = default_opset(loaded)
@@ -111,6 +110,9 @@ def optimize(
         report.timings_s["convert"] = time.perf_counter() - start
         report.notes.append(_conversion_note(report.conversion))
     run_pipeline(loaded, config, report, progress=progress)
+    # Skip rows of tensors a pass removed (folded shapes, merged duplicates) go: their pass reported them.
+    remaining = {name for graph in loaded.graphs() for name in graph.initializers}
+    report.tensors[:0] = [row for row in skipped if row.name in remaining]
 
     report.opset_after = default_opset(loaded)
     if report.opset_after is not None:

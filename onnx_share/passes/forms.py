@@ -52,6 +52,7 @@ PER_AXIS_MIN_OPSET = 13
 BLOCKED_MIN_OPSET = 21
 HALF_SCALE_MIN_OPSET = 19
 FUSABLE_OPS = frozenset({"MatMul", "Gemm"})
+GATHER_ELEMENTS_MIN_OPSET = 11  # the decode of per-channel and grouped codebooks
 GATHER_BLOCK_NOTE = ("read by com.microsoft GatherBlockQuantized (onnxruntime only): the table stays quantized "
                      "when the model runs")
 # What auto granularity may spend on more codebooks (their tables and decode nodes), in bits per weight on top of
@@ -238,7 +239,8 @@ def wanted_opsets(weight: WeightTensor, spec: WeightSpec) -> set[int]:
     if spec.scheme == "uniform":
         form = _uniform_form(weight, spec, opset=10**6)
         return {_dequantize_opset(weight, spec.bits, form.axis, form.group_size), *storage_opsets([spec.bits])}
-    return storage_opsets([spec.index_bits])
+    grouped = {GATHER_ELEMENTS_MIN_OPSET} if spec.granularity != "tensor" else set()
+    return storage_opsets([spec.index_bits]) | grouped
 
 
 def gather_readers(weight: WeightTensor) -> list[ir.Node]:
@@ -296,6 +298,9 @@ def _codebook_form(weight: WeightTensor, clusters: int, granularity: str, group_
     if granularity != "tensor" and axis is None:
         notes = (f"{granularity} granularity needs one output-channel axis; used per tensor",)
         granularity = "tensor"
+    elif granularity != "tensor" and opset < GATHER_ELEMENTS_MIN_OPSET:
+        notes = (f"{granularity} codebooks are decoded by GatherElements, which opset {opset} lacks; used per tensor",)
+        granularity, axis = "tensor", None
     groups = channels_per_codebook(weight.shape[axis], granularity, group_size) if axis is not None else None
     if groups is not None and groups == 1:
         granularity = "channel"

@@ -175,3 +175,17 @@ def test_auto_keeps_one_codebook_where_tables_would_not_fit() -> None:
     weight = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
     _, row, _ = _compress(_matmul(weight, opset=21), {"bits": 4})
     assert (row.granularity, row.bits, row.storage) == ("tensor", 4, "UINT4")
+
+
+@pytest.mark.parametrize("granularity", ["auto", "channel"])
+def test_channel_codebooks_need_opset_11(granularity: str) -> None:
+    """GatherElements came in opset 11: below it (a Clip, changed in 11, blocks the raise) codebooks stay per
+    tensor."""
+    weight = _scaled_channels(np.random.default_rng(0)).reshape(64, -1).T.copy()  # [288, 64], channels differ
+    nodes = [oh.make_node("MatMul", ["x", "W"], ["h"]), oh.make_node("Clip", ["h"], ["y"], min=-1.0, max=1.0)]
+    model = make_model(nodes, [tensor_info("x", FLOAT, [2, 288])], [tensor_info("y", FLOAT, [2, 64])],
+                       {"W": weight}, opset=9)
+    out, row, _ = _compress(model, {"bits": 8, "granularity": granularity})
+    assert out.opset_import[0].version == 9 and row.granularity == "tensor"
+    assert granularity == "auto" or any("GatherElements" in note for note in row.notes)
+    assert run(out, {"x": np.ones((2, 288), np.float32)})[0].shape == (2, 64)
