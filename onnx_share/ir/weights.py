@@ -24,6 +24,9 @@ FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFL
 PASS_THROUGH_OPS = frozenset({"Identity", "Cast", "Transpose"})
 # Ops that pass the values on in another shape: a weight reached through them has no known channel axis.
 RESHAPING_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+# The axes behind a reshaping op whose output rank the graph does not fix: as many unknown axes as any consumer
+# may index (ONNX tensors of weights have no more than this).
+UNKNOWN_AXES: tuple[None, ...] = (None,) * 16
 # Ops that read only a tensor's shape: a rewritten tensor of the same shape serves them unchanged.
 SHAPE_READERS = frozenset({"Shape", "Size"})
 RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
@@ -209,12 +212,13 @@ def _veto(node: ir.Node, index: int) -> str | None:
 
 def _pass_through(node: ir.Node, axes: tuple[int | None, ...]) -> tuple[int | None, ...] | None:
     """How ``node`` maps the original tensor's axes (None: an axis that is no axis of the original), if it is a
-    value-preserving pass-through; a reshaping op with a known output rank maps none."""
+    value-preserving pass-through; a reshaping op maps none (:data:`UNKNOWN_AXES` when its output rank is unknown
+    too)."""
     if node.domain not in DEFAULT_DOMAINS:
         return None
     if node.op_type in RESHAPING_OPS:
         rank = _reshaped_rank(node, len(axes))
-        return None if rank is None else (None,) * rank
+        return UNKNOWN_AXES if rank is None else (None,) * rank
     if node.op_type not in PASS_THROUGH_OPS:
         return None
     if node.op_type == "Cast":

@@ -75,6 +75,17 @@ def test_weights_behind_reshaping_ops_are_found_per_tensor(node: onnx.NodeProto,
     assert [t.granularity for t in result.report.compressed] == ["tensor"]
 
 
+def test_a_reshape_of_unknown_rank_passes_the_weight_on(rng: np.random.Generator) -> None:
+    """The target shape is computed (Concat of a Shape), so the Reshape's output rank is unknown: still a weight."""
+    weight = rng.normal(size=(64, 8, 8)).astype(np.float32)
+    nodes = [oh.make_node("Shape", ["x"], ["xs"], start=1), oh.make_node("Concat", ["xs", "k"], ["target"], axis=0),
+             oh.make_node("Reshape", ["W", "target"], ["Wr"]), oh.make_node("MatMul", ["x", "Wr"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", FLOAT, [2, 64])], [tensor_info("y", FLOAT, [2, 64])],
+                       {"W": weight, "k": np.array([64], np.int64)})
+    (found,) = find_weights(load_model(model), min_elements=16).weights
+    assert found.name == "W" and found.channel_axis is None and found.reduction_axis is None
+
+
 def test_einsum_operands_are_weights(rng: np.random.Generator, tmp_path) -> None:
     weight = rng.normal(size=(8, 16, 64)).astype(np.float32)
     model = make_model([oh.make_node("Einsum", ["x", "W"], ["y"], equation="bi,hdi->bhd")],
