@@ -80,7 +80,7 @@ def test_optimize_page_has_tables_histograms_command_and_config(optimized: tuple
     for section in ("outputs", "layers", "sizes", "weights", "passes", "command"):
         assert f'<section id="{section}">' in page
     assert page.count('<img class="chart"') == 1 + 1 + 3, "size chart, layer chart, 3 weight histograms"
-    assert "red lines: the 16 codebook values" in page
+    assert "red lines: the 256 codebook values" in page  # fc1: auto granularity gives 16 codebooks of 16
     assert "<td class=\"name\">fc1.weight</td>" in page and "UINT4" in page
     assert "<td class=\"name\">logits</td>" in page and "/conv3/Conv_output_0" in page
     assert "All 12 compared shared tensors are within the tolerance." in page
