@@ -161,7 +161,15 @@ def _finite(value: ir.Value, tensor: ir.TensorProtocol) -> bool:
         return checked[1]
     finite = bool(np.isfinite(tensor.numpy()).all())
     value.meta[FINITE_META_KEY] = (tensor, finite)
+    release(tensor)
     return finite
+
+
+def release(tensor: ir.TensorProtocol | None) -> None:
+    """Let go of the memory map of an external-data tensor (read again from the file if asked for later), so
+    the pages of a tensor read once do not stay resident; nothing for other tensors."""
+    if isinstance(tensor, ir.ExternalTensor):
+        tensor.release()
 
 
 def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | None]:

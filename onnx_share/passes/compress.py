@@ -29,7 +29,7 @@ from onnx_share.config import WeightSpec
 from onnx_share.ir.opset import raise_opset_to_best
 from onnx_share.ir.selection import select_weights
 from onnx_share.ir.surgery import NameScope, replace_readers, replace_weight
-from onnx_share.ir.weights import WeightTensor
+from onnx_share.ir.weights import WeightTensor, release
 from onnx_share.passes.base import (
     ORIGINAL_META_KEY,
     PassOutcome,
@@ -73,6 +73,7 @@ class CompressPass(WeightPass):
         for (weight, spec), plan in self.progress_bar(plans, total=len(chosen)):
             with working_on(weight.name):
                 result.tensors.append(self._rewrite(model, weight, spec, plan, names))
+            release(weight.value.const_value)  # the replaced (or kept) input tensor's pages
         result.modified = any(row.scheme is not None for row in result.tensors)
         return result
 
