@@ -15,10 +15,15 @@ warm-up call of every path first) and the SSE relative to the optimum:
 With ``--accuracy`` it measures accuracy only, over several tensor kinds (``--tensors``) and seeds
 (``--seeds``): per kind, size and k, the worst relative SSE over the seeds against ``optimal_sse``.
 
+With ``--minilm PATH`` it times ``kmeans_1d`` on the weights of an ONNX model (float initializers of at
+least ``--min-elements`` values, the optimizer's default selection) against one ``np.sort`` of each:
+per tensor and in total, the median of ``--repeats`` alternating runs of both, and their ratio.
+
     python tools/bench_kmeans.py                      # markdown table on stdout (~15-25 minutes)
     python tools/bench_kmeans.py --sizes 1e7 --sklearn none --no-exact   # timings only (seconds)
     python tools/bench_kmeans.py --sizes 1e5 --ks 16 --sklearn none --repeats 1   # smoke run (seconds)
     python tools/bench_kmeans.py --accuracy --sizes 2e5 1e6 --ks 16 64 256 --seeds 0 1 2 3   # ~15 minutes
+    python tools/bench_kmeans.py --minilm tools/build/minilm.onnx --ks 16 256 --repeats 7   # ~1 minute
 """
 
 from __future__ import annotations
@@ -125,12 +130,18 @@ def main() -> None:
     parser.add_argument("--tensors", nargs="+", choices=list(TENSORS), default=list(TENSORS),
                         help="tensor kinds of --accuracy (the timing table uses student_t3)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds of --accuracy")
+    parser.add_argument("--minilm", metavar="PATH",
+                        help="time kmeans_1d against np.sort on the weights of this ONNX model (no accuracy)")
+    parser.add_argument("--min-elements", type=int, default=4096,
+                        help="--minilm: the smallest initializer timed (default 4096, the optimizer's own)")
     args = parser.parse_args()
     ks = sorted(set(args.ks))
     warm_up(ks)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at start; numpy {np.__version__}\n")
-    if args.accuracy:
+    if args.minilm:
+        model_table(args, ks)
+    elif args.accuracy:
         accuracy_table(args, ks)
     else:
         speed_table(args, ks)
@@ -152,6 +163,47 @@ def accuracy_table(args: argparse.Namespace, ks: list[int]) -> None:
                 print(f"| {kind} | {n:.0e} | {k} | {fmt_rel(rel[worst])} | {args.seeds[worst]} "
                       f"| {fmt_rel(float(np.median(rel)))} |", flush=True)
     print(f"\nworst: {fmt_rel(overall[0])} ({overall[1]})")
+
+
+def model_weights(path: str, min_elements: int) -> list[tuple[str, np.ndarray]]:
+    """The float initializers of an ONNX model with at least ``min_elements`` values, in graph order."""
+    import onnx
+    from onnx import numpy_helper
+
+    arrays = ((init.name, numpy_helper.to_array(init)) for init in onnx.load(path).graph.initializer)
+    return [(name, a) for name, a in arrays if a.dtype.kind == "f" and a.size >= min_elements]
+
+
+def alternating_medians(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median wall time of each function over ``repeats`` rounds that call them in turn (shared noise)."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, acc in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
+
+
+def model_table(args: argparse.Namespace, ks: list[int]) -> None:
+    """Per weight of the model and in total: ``np.sort`` and ``kmeans_1d`` per k, and their ratio."""
+    weights = model_weights(args.minilm, args.min_elements)
+    print(f"{args.minilm}: {len(weights)} float initializers of at least {args.min_elements} values, "
+          f"{sum(a.size for _, a in weights):,} values; median of {args.repeats} alternating runs\n")
+    print("| tensor | shape | np.sort | " + " | ".join(f"k={k} | ratio" for k in ks) + " |")
+    print("|---|---|---:|" + "---:|---:|" * len(ks))
+    total = np.zeros(1 + len(ks))
+    for name, a in weights:
+        for k in ks:
+            kmeans_1d(a, k, strategy=args.strategy)  # any first-call cost stays out of the timing
+        fns = [lambda a=a: np.sort(a, axis=None)]
+        fns += [lambda a=a, k=k: kmeans_1d(a, k, strategy=args.strategy) for k in ks]
+        times = np.array(alternating_medians(fns, args.repeats))
+        total += times
+        cells = " | ".join(f"{t * 1e3:.1f} ms | {t / times[0]:.1f}x" for t in times[1:])
+        print(f"| {name} | {'x'.join(map(str, a.shape))} | {times[0] * 1e3:.1f} ms | {cells} |", flush=True)
+    cells = " | ".join(f"{t * 1e3:.0f} ms | {t / total[0]:.2f}x" for t in total[1:])
+    print(f"| **total** ({len(weights)}) | | {total[0] * 1e3:.0f} ms | {cells} |")
 
 
 def speed_table(args: argparse.Namespace, ks: list[int]) -> None:

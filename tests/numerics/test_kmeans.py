@@ -227,6 +227,37 @@ def test_no_misallocated_cluster(make: Callable[[], np.ndarray], strategy: str) 
     assert_near_optimal(res.sse, optimal_sse(x, 256), x)
 
 
+def test_histogram_relabels_when_a_boundary_leaves_the_gathered_bins(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The label pass labels every key by its bins' cluster and gathers the elements next to the cuts; when
+    # a boundary of the re-solved centroids falls outside those bins (this two-mode tensor, at k=256), a
+    # second label pass relabels every element by the nearest centroid.
+    from onnx_share.numerics.kmeans import histogram
+
+    relabelled = []
+    assign = histogram._assign
+    monkeypatch.setattr(histogram, "_assign", lambda *args: relabelled.append(1) or assign(*args))
+    rng = np.random.default_rng(2)
+    n = 200_000
+    x = np.where(rng.random(n) < 0.7, rng.normal(0.0, 0.01, n), rng.normal(0.03, 0.005, n)).astype(np.float32)
+    res = kmeans_1d(x, 256)
+    assert relabelled, "the second label pass did not run: pick another tensor for this test"
+    check_consistent(x, res, 256)
+    assert_near_optimal(res.sse, optimal_sse(x, 256), x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_histogram_tiny_magnitudes_and_float64(dtype: type) -> None:
+    # Magnitudes below 2**-20 of the largest share one key per sign (its edge is 0); float64 values keep
+    # their exact offsets from the float32 key edges.
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.0, 0.02, 200_000)
+    x[rng.random(x.size) < 0.05] *= 1e-9
+    x = x.astype(dtype)
+    res = kmeans_1d(x, 32, strategy="histogram")
+    check_consistent(x, res, 32)
+    assert_near_optimal(res.sse, optimal_sse(x, 32), x)
+
+
 def test_isolated_outlier_gets_its_own_centroid() -> None:
     x = realistic("gaussian", 50_000)
     x[123] = 2.0  # 100 sigma

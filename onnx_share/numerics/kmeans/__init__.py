@@ -4,16 +4,19 @@ The optimal 1-D k-means is a dynamic program over the sorted values (Wang & Song
 cost of a cluster is the SSE about its mean, which satisfies the quadrangle inequality, so a DP layer
 takes O(u log u) by divide and conquer. ``kmeans_1d_exact`` runs that DP on all ``u`` distinct values:
 exact, and slow on big tensors. ``kmeans_1d(init="optimal")`` runs it on a coarse level of merged
-values or bins, refines the cuts level by level on the data, then labels every element exactly and
-moves each centroid to the exact mean of its values.
+values or bins, refines the cuts level by level down to the values (on the histogram path: the values
+of the bins next to each cut), then labels every element exactly and moves each centroid to the exact
+mean of its values.
 
 Modules, one job each (only ``api`` is imported here; the rest, with the numba kernels, on first call):
 
 * ``api``: the public functions, ``KMeansResult``, ``INIT_METHODS``, ``STRATEGIES``; picks the path.
 * ``prepare``: input checks, flattening, working coordinates, trivial cases, distinct values.
 * ``sorted_values``: the sorted path (small inputs, seeded inits, fallback) and the exact DP.
-* ``histogram``: the histogram path (large inputs): float-bit histogram pass, label-table pass.
-* ``refine``: near-optimal cuts of weighted bins: coarse DP, level-by-level windowed refinement.
+* ``histogram``: the histogram path (large inputs): float-bit histogram pass, label pass that gathers the
+  values next to the cuts, exact cuts among them.
+* ``refine``: near-optimal cuts of weighted sorted items (bins or points): coarse DP, level-by-level
+  windowed refinement.
 * ``dp``: the exact DP solvers (full, last row, Hirschberg, windowed, pinned) over one layer kernel.
 * ``seeded``: the seeded inits and plain weighted Lloyd.
 * ``finish``: nearest-centroid labels, exact means and SSE.

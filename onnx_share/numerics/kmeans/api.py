@@ -59,11 +59,11 @@ def kmeans_1d(
             (weighted quantiles), ``"random"`` (Forgy, seeded) and ``"kmeans++"`` (seeded) are seeds for
             plain weighted Lloyd, kept for experiments.
         strategy: where ``init="optimal"`` works. ``"sorted"``: on the sorted distinct values.
-            ``"histogram"``: on a float-bit histogram, two passes over the data and no sort; it falls
-            back to the sorted path when the bins cannot resolve the data (few distinct values, float64
-            values beyond the float32 range, a narrow mode inside a few bins). ``"auto"`` (default):
-            sorted up to ``SORTED_MAX_N`` values, histogram above. The seeded inits always work on the
-            sorted values.
+            ``"histogram"``: on a float-bit histogram, two passes over the data (rarely three), sorting
+            only the values next to the cuts; it falls back to the sorted path when the bins cannot
+            resolve the data (few distinct values, float64 values beyond the float32 range, a narrow mode
+            inside a few bins). ``"auto"`` (default): sorted up to ``SORTED_MAX_N`` values, histogram
+            above. The seeded inits always work on the sorted values.
         sample_weight: optional non-negative importance per element (same number of elements as values).
         seed: seed of the random inits; every init is deterministic for a given seed.
         max_iter: Lloyd iterations for the seeded inits (``"optimal"`` solves a DP, it does not iterate).

@@ -25,8 +25,9 @@ PIN_CANDIDATES = 3
 
 def prefix_sums(w: np.ndarray, s: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Prefix sums (with a leading 0) of weight, weighted sum and weighted sum of squares."""
-    z = np.zeros(1)
-    return (np.concatenate([z, np.cumsum(w)]), np.concatenate([z, np.cumsum(s)]), np.concatenate([z, np.cumsum(q)]))
+    out = np.empty((3, w.size + 1))
+    _prefix_sums(w, s, q, out)
+    return out[0], out[1], out[2]
 
 
 def segment_means(pw: np.ndarray, ps: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -67,7 +68,8 @@ def dp_tables(
 ) -> tuple[np.ndarray, np.ndarray]:
     """All DP layers: ``cost[m, j]`` = best SSE of the first j items in m segments and its argmin.
 
-    Without ``keep_costs`` only the last layer's costs are returned (as row 1 of a 2-row array).
+    Without ``keep_costs`` only the last layer's costs are returned (as row 1 of a 2-row array), and layer
+    m is solved only for the ``j <= n - (k - m)`` that a partition of all n items into k segments can pass.
     """
     n = pw.size - 1
     arg = np.zeros((k + 1, n + 1), dtype=np.int32)
@@ -85,7 +87,7 @@ def last_row(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, k: int) -> np.ndarr
     prev[0] = 0.0
     for m in range(1, k + 1):
         cur = np.full(n + 1, np.inf)
-        _full_layer(prev, cur, prev_arg, arg, pw, ps, pq, m)
+        _full_layer(prev, cur, prev_arg, arg, pw, ps, pq, m, n)
         prev = cur
         prev_arg, arg = arg, prev_arg
     return prev
@@ -181,8 +183,23 @@ def _hirschberg_cuts(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, k: int, max
 
 
 @njit(cache=True)
+def _prefix_sums(w, s, q, out):  # pragma: no cover - numba
+    """out[0..2] = prefix sums of w, s and q, each with a leading 0 (one pass instead of three)."""
+    out[0, 0] = 0.0
+    out[1, 0] = 0.0
+    out[2, 0] = 0.0
+    for i in range(w.size):
+        out[0, i + 1] = out[0, i] + w[i]
+        out[1, i + 1] = out[1, i] + s[i]
+        out[2, i + 1] = out[2, i] + q[i]
+
+
+@njit(cache=True)
 def _dp_all_layers(pw, ps, pq, k, keep_costs, arg, costs):  # pragma: no cover - numba
-    """Run layers 1..k of the full DP into ``arg`` and ``costs`` (all rows, or the last as row 1)."""
+    """Run layers 1..k of the full DP into ``arg`` and ``costs`` (all rows, or the last as row 1).
+
+    Without ``keep_costs``, layer m ends at ``j = n - (k - m)`` (the rest of a layer is never used).
+    """
     n = pw.size - 1
     prev = np.full(n + 1, np.inf)
     prev[0] = 0.0
@@ -190,7 +207,7 @@ def _dp_all_layers(pw, ps, pq, k, keep_costs, arg, costs):  # pragma: no cover -
         costs[0, :] = prev
     for m in range(1, k + 1):
         cur = np.full(n + 1, np.inf)
-        _full_layer(prev, cur, arg[m - 1], arg[m], pw, ps, pq, m)
+        _full_layer(prev, cur, arg[m - 1], arg[m], pw, ps, pq, m, n if keep_costs else n - (k - m))
         if keep_costs:
             costs[m, :] = cur
         prev = cur
@@ -199,20 +216,19 @@ def _dp_all_layers(pw, ps, pq, k, keep_costs, arg, costs):  # pragma: no cover -
 
 
 @njit(cache=True)
-def _full_layer(prev, cur, prev_arg, arg, pw, ps, pq, m):  # pragma: no cover - numba
-    """Layer m of the full DP: cur[j] = min_{m-1 <= i < j} prev[i] + cost(i, j) for m <= j <= n.
+def _full_layer(prev, cur, prev_arg, arg, pw, ps, pq, m, jhi):  # pragma: no cover - numba
+    """Layer m of the full DP: cur[j] = min_{m-1 <= i < j} prev[i] + cost(i, j) for m <= j <= jhi.
 
     The argmin is at least the previous layer's at the same j (more segments: a shorter last one),
     which prunes most of the search once m is large. Layer 1 has a single choice (i = 0).
     """
-    n = pw.size - 1
     if m == 1:
-        for j in range(1, n + 1):
+        for j in range(1, jhi + 1):
             ds = ps[j]
             cur[j] = pq[j] - ds * ds / pw[j]
             arg[j] = 0
         return
-    _dnc_layer(prev, 0, cur, 0, arg, m, n, m - 1, n - 1, pw, ps, pq, False, prev_arg)
+    _dnc_layer(prev, 0, cur, 0, arg, m, jhi, m - 1, jhi - 1, pw, ps, pq, False, prev_arg)
 
 
 @njit(cache=True)

@@ -2,7 +2,7 @@
 values, and the SSE summed from per-cluster sums (the pinned centroid stays at 0.0).
 
 ``finish_from_centroids`` labels every element itself (the sorted path); the histogram path labels
-through its key table and hands its sums to ``sorted_result``.
+through its key table and hands its per-cluster sums to ``result_from_sums``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def finish_from_centroids(prep: Prepared, cent_y: np.ndarray, pinned_idx: int) -
         cx[pinned_idx] = 0.0
     acc = np.zeros((cent_y.size, 3))
     _accumulate(prep.x, prep.w, prep.weighted, labels, cx, acc)
-    return _result(cx, labels, acc, pinned_idx)
+    return result_from_sums(cx, labels, acc, pinned_idx)
 
 
 def label_dtype(m: int) -> type:
@@ -50,8 +50,11 @@ def sorted_result(centroids: np.ndarray, labels: np.ndarray, sse: float) -> KMea
     return KMeansResult(centroids=centroids, labels=labels, sse=max(float(sse), 0.0))
 
 
-def _result(cx: np.ndarray, labels: np.ndarray, acc: np.ndarray, pinned_idx: int) -> KMeansResult:
-    """Centroid = cx + mean offset of its members (pinned stays 0.0); SSE from the per-cluster sums."""
+def result_from_sums(cx: np.ndarray, labels: np.ndarray, acc: np.ndarray, pinned_idx: int) -> KMeansResult:
+    """Centroid = cx + mean offset of its members (pinned stays 0.0); SSE from the per-cluster sums.
+
+    ``acc[j]`` holds the sums of w, w*d and w*d^2 with ``d = x - cx[j]`` over the members of cluster j.
+    """
     w, d1, d2 = acc[:, 0], acc[:, 1], acc[:, 2]
     has = w > 0
     shift = np.where(has, d1 / np.where(has, w, 1.0), 0.0)

@@ -1,12 +1,18 @@
-"""The histogram path of ``kmeans_1d(init="optimal")``: two passes over the data, no sort.
+"""The histogram path of ``kmeans_1d(init="optimal")``: two passes over the data (rarely three), no sort.
 
 1. Histogram pass: each value gets a key from its float32 bits (sign, exponent, top ``m`` mantissa bits,
-   so bins of relative width ``2**-m`` with ``m`` = 10..13 by size: fine near zero, and fine in value
+   so bins of relative width ``2**-m`` with ``m`` = 11..13 by size: fine near zero, and fine in value
    for outliers, which keep their own bins); per key the weight and the sums of ``d`` and ``d**2`` with
-   ``d = x - key edge`` (exact means and within-bin scatter).
-2. On the bins only: ``refine.optimal_on_bins``, each bin modelled as a uniform with its variance.
-3. Label pass: a table maps each key to its cluster, with an exact comparison only for the few keys a
-   boundary cuts; each centroid moves to the exact mean of its values and the SSE is exact.
+   ``d = x - key edge`` (exact means and within-bin scatter). Keys span ``_BINADES`` binades below the
+   largest magnitude; smaller magnitudes share the bin next to zero of their sign.
+2. On the bins: ``refine.optimal_cuts``, the bins as items (their sums are exact; cuts fall between bins).
+3. Label pass: a table maps each key to the cluster of its bins, but the elements of the bins next to a
+   cut are gathered instead and summed into sub-bins (the next mantissa bits: ``2**-_SUB_BIN_BITS`` of
+   their value). The DP re-solves every cut among those sub-bins, within its bins (the other bins stay
+   whole), and the gathered elements are labelled by the nearest new centroid. Each centroid is the
+   exact mean of its values and the SSE is exact.
+4. Only where a boundary between the new centroids left its bins (~1% of tensors): a second label pass
+   with the table of the new boundaries, exact comparisons in the keys they cut.
 
 ``cluster_histogram`` returns None when the bins cannot resolve the data (few distinct values, float64
 values beyond the float32 range, a cut bin too heavy next to its clusters); the sorted path takes over.
@@ -14,20 +20,38 @@ values beyond the float32 range, a cut bin too heavy next to its clusters); the 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
+from onnx_share.numerics.kmeans import dp
 from onnx_share.numerics.kmeans.api import KMeansResult
-from onnx_share.numerics.kmeans.finish import label_dtype, sorted_result
+from onnx_share.numerics.kmeans.finish import label_dtype, result_from_sums
 from onnx_share.numerics.kmeans.prepare import check_scan
-from onnx_share.numerics.kmeans.refine import optimal_on_bins
+from onnx_share.numerics.kmeans.refine import Partition, optimal_cuts, solve_in_windows
 
 # Histogram keys: sign, 8 exponent bits and the top m mantissa bits of float32(x), i.e. bins of relative
-# width 2**-m, by input size. Finer bins cost time (more bins to solve on, a bigger table) and buy accuracy.
-_FINE_BITS_BY_N = ((1 << 21, 13), (1 << 23, 11), (1 << 62, 10))
-# A bin cut by a boundary may hold at most this share of the lighter neighbouring cluster's weight;
-# otherwise the histogram is too coarse for the data (a narrow mode in a few bins) and the sorted path
-# is used. Realistic tensors stay far below it (a few % at 1e7 values, m=10, k=256).
+# width 2**-m, by input size. Finer bins cost time (more bins to solve on, a bigger table, which the
+# histogram pass scatters into) and buy accuracy; coarser ones put more values next to each cut.
+_FINE_BITS_BY_N = ((1 << 21, 13), (1 << 62, 11))
+# Keys cover this many binades below the largest magnitude (the bin next to zero is narrower than
+# 2**-_BINADES of it); the histogram table has 2 * (_BINADES + 1) * 2**m rows.
+_BINADES = 20
+# The cuts are re-solved on the values of the bins next to them, summed in sub-bins of relative width
+# 2**-_SUB_BIN_BITS (the bins' m mantissa bits and the next ones): at least _NEAR_BINS bins either side,
+# and all within _NEAR_SHARE of the distance between the centroids either side. Wider: more values to
+# sum, fewer tensors with a boundary between the new centroids outside them, which costs a second label
+# pass (these: ~1% of the accuracy benchmark's tensors; 2 bins alone: ~8%).
+_NEAR_BINS = 2
+_NEAR_SHARE = 0.01
+_SUB_BIN_BITS = 17
+# ... and at most about this many sub-bins in all (fewer bits where many bins are near cuts: near zero,
+# where the bins are narrow next to the clusters).
+_MAX_SUB_BINS = 1 << 16
+# A multi-valued bin cut by a boundary may hold at most this share of the lighter neighbouring cluster's
+# weight; otherwise the histogram is too coarse for the data (a narrow mode in a few bins) and the sorted
+# path is used. Realistic tensors stay far below it (a few % at 1e7 values in bins of 2**-10, k=256).
 _MAX_CUT_BIN_SHARE = 0.25
 _CHUNK = 1024
 # Label table entries (int32): first possible label in the low bits, boundaries inside the key above.
@@ -43,48 +67,112 @@ def cluster_histogram(x: np.ndarray, w: np.ndarray | None, k: int, pin_zero: boo
     ``x``: flat float32 or float64 values; ``w``: flat float64 weights or None. Raises ``ValueError``
     for non-finite values or bad weights.
     """
-    m = _fine_bits(x.size)
     weighted = w is not None
     w = w if weighted else np.empty(0)
-    table = np.zeros((2 << (8 + m), 3))
-    kmin, kmax, flags = _histogram(x, w, weighted, pin_zero, m, table, x.dtype == np.float32)
+    with np.errstate(over="ignore"):  # float64 beyond the float32 range: inf, flagged below
+        bits = (x if x.dtype == np.float32 else x.astype(np.float32)).view(np.int32)
+    keys = _key_space(bits)
+    table = np.zeros((keys.size, 3))
+    seen = np.zeros(keys.size if keys.size > x.size else 0, dtype=np.bool_)  # worth it where rows outnumber x
+    kmin, kmax, flags = _histogram(bits, x, w, weighted, pin_zero, *keys, table, seen)
     if flags & _FLAG_BAD_WEIGHT:
         check_scan(False, True, 1.0)
     if flags & _FLAG_NONFINITE:
         check_scan(not np.all(np.isfinite(x)), False, 1.0)
         return None  # finite float64 values beyond the float32 range
-    rows = table[kmin : kmax + 1]
-    filled = np.flatnonzero(rows[:, 0] > 0)
-    if filled.size < 2 * k or k >= _LABEL_MASK:
+    bins = _Bins(*_bins(table, seen, kmin, kmax, *keys))
+    if bins.keys.size < 2 * k or k >= _LABEL_MASK:
         return None  # few distinct values (or bins, or no weight): the sorted path is exact and cheap
-    bkeys = filled + kmin
-    rows = rows[filled]
-    bw, bs, bq = (np.ascontiguousarray(c) for c in rows.T)
-    lo, hi, ref = _key_range(bkeys, m)
-    mean = ref + bs / bw  # the bins keep sums of x - ref (the key's edge nearest zero), for precision
-    scatter = np.maximum(bq - bs * bs / bw, 0.0)
-    center = 0.0 if pin_zero else float(np.sum(bw * mean) / np.sum(bw))
-    mu = mean - center
-    half_width = np.sqrt(3.0 * scatter / bw)  # a uniform with the bin's variance, within the key range
-    ulo = np.minimum(np.maximum(mu - half_width, lo - center), mu)
-    uhi = np.maximum(np.minimum(mu + half_width, hi - center), mu)
-    cent_u, pinned = optimal_on_bins(bw, bw * mu, ulo, uhi, k, pin_zero, bq=bw * mu * mu + scatter)
-    if not _cuts_are_fine(bw, ulo, uhi, 0.5 * (cent_u[:-1] + cent_u[1:])):
+    center = 0.0 if pin_zero else float(np.sum(bins.w * bins.mean) / np.sum(bins.w))
+    split = int(np.searchsorted(bins.keys, keys.top - keys.floor + 1)) if pin_zero else -1  # first positive
+    part = optimal_cuts(bins.w, *_moments(bins.w, bins.mean, bins.scatter, center), k, split)
+    if not _cuts_are_fine(keys, bins, part, center):
         return None
-    cent = cent_u + center
-    if pinned >= 0:
-        cent[pinned] = 0.0
-    bd = 0.5 * (cent[:-1] + cent[1:])
+    return _label(bits, x, w, weighted, pin_zero, keys, kmin, kmax, bins, part, split, center)
+
+
+def _label(
+    bits: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    weighted: bool,
+    pin_zero: bool,
+    keys: _KeySpace,
+    kmin: int,
+    kmax: int,
+    bins: _Bins,
+    part: Partition,
+    split: int,
+    center: float,
+) -> KMeansResult | None:
+    """The label pass and the result from the bins' cuts ``part`` (in units about ``center``).
+
+    Every key gets its bins' cluster, but the elements of the bins near a cut are gathered and summed into
+    sub-bins; the cuts are re-solved on those, and the gathered elements labelled by the new centroids (all
+    elements again where a boundary between them left its bins). None: too many boundaries in one key.
+    """
+    lo_b, hi_b = _cut_windows(bins, part, center)
+    near = _near_bins(lo_b, hi_b, bins.keys.size)
+    win_lo = np.where(lo_b > 0, bins.keys[np.minimum(lo_b, bins.keys.size - 1)], kmin)
+    win_hi = np.where(hi_b < bins.keys.size, bins.keys[np.minimum(hi_b, bins.keys.size - 1)] - 1, kmax)
     tab = np.empty(kmax - kmin + 1, dtype=np.int32)
-    if _fill_label_table(_keys_of(bd, m), kmin, tab) >= 1 << (31 - _SPAN_SHIFT):
-        return None  # too many boundaries inside one key for the table encoding
-    labels = np.empty(x.size, dtype=label_dtype(cent.size))
+    _segment_table(bins.keys, part.cuts, win_lo, win_hi, near, kmin, tab)
+    labels = np.empty(x.size, dtype=label_dtype(part.cuts.size - 1))
+    cap = x.size if weighted or pin_zero else round(float(np.sum(bins.w[near])))  # unweighted: the count
+    n_near = int(np.sum(near))
+    sub_bits = max(min(_SUB_BIN_BITS - keys.m, int(np.log2(max(_MAX_SUB_BINS // max(n_near, 1), 1)))), 0)
+    sub_sums = np.zeros((n_near << sub_bits, 3))
+    gathered = np.empty(cap, dtype=np.int64)
+    values = np.empty(cap)
+    start = np.empty(cap, dtype=np.int32)  # a first guess of each gathered label: its bin's cluster
+    near_seg = (np.searchsorted(part.cuts, np.flatnonzero(near), side="right") - 1).astype(np.int32)
+    count = _label_or_gather(bits, x, w, weighted, pin_zero, *keys, kmin, tab, labels, gathered, values, start,
+                             near_seg, sub_bits, center, sub_sums)
+    cent = _centroids_on_sub_bins(sub_sums, sub_bits, near, part, lo_b, hi_b, split) + center
+    if part.pin_seg >= 0:
+        cent[part.pin_seg] = 0.0
+    bd = 0.5 * (cent[:-1] + cent[1:])
     acc = np.zeros((cent.size, 3))
-    _assign(x, w, weighted, m, kmin, tab, bd, cent, labels, acc)
-    code = tab[bkeys - kmin]
-    whole = (code >> _SPAN_SHIFT) == 0  # bins no boundary cuts: their sums are exact per cluster
-    lab = code[whole] & _LABEL_MASK
-    return _histogram_result(cent, pinned, labels, acc, lab, bw[whole], mean[whole], scatter[whole])
+    kb = _keys_of(bd, *keys)
+    if np.all((win_lo <= kb) & (kb <= win_hi)):  # the other keys' clusters stand: label the gathered
+        _relabel(values[:count], start[:count], w, weighted, pin_zero, gathered[:count], bd, cent, labels, acc)
+    else:  # a boundary left its window: label every element again
+        tab = np.empty(kmax - kmin + 1, dtype=np.int32)
+        if _fill_label_table(kb, kmin, tab) >= 1 << (31 - _SPAN_SHIFT):
+            return None  # too many boundaries inside one key for the table encoding
+        _assign(bits, x, w, weighted, *keys, kmin, tab, bd, cent, labels, acc)
+    _add_whole_bins(tab, kmin, bins.keys, bins.w, bins.mean, bins.scatter, cent, acc)
+    return result_from_sums(cent, labels, acc, part.pin_seg)
+
+
+class _KeySpace(NamedTuple):
+    """Histogram keys of one tensor: ``m`` mantissa bits; magnitude keys clamped to ``[floor, top]``."""
+
+    m: int
+    floor: int
+    top: int
+
+    @property
+    def size(self) -> int:
+        """Number of keys: both signs of every magnitude key kept."""
+        return 2 * (self.top - self.floor + 1)
+
+
+class _Bins(NamedTuple):
+    """The keys of positive weight, sorted, with their weight, mean and scatter (sum of w (x - mean)^2)."""
+
+    keys: np.ndarray
+    w: np.ndarray
+    mean: np.ndarray
+    scatter: np.ndarray
+
+
+def _key_space(bits: np.ndarray) -> _KeySpace:
+    """The keys of the float32s of ``bits`` (int32): ``m`` by their number, from ``_BINADES`` binades below
+    their largest magnitude up to it."""
+    m = _fine_bits(bits.size)
+    top = _largest_magnitude(bits) >> (23 - m)
+    return _KeySpace(m, max(((top >> m) - _BINADES) << m, 0), top)
 
 
 def _fine_bits(n: int) -> int:
@@ -95,126 +183,150 @@ def _fine_bits(n: int) -> int:
     return _FINE_BITS_BY_N[-1][1]
 
 
-def _key_range(keys: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per key: the smallest and largest float32 with that key, and the one of them nearest zero."""
-    half = 1 << (8 + m)
-    neg = keys < half
-    mag = np.where(neg, half - 1 - keys, keys - half).astype(np.int32)
-    shift = 23 - m
-    near = (mag << shift).view(np.float32).astype(np.float64)  # nearer zero
-    far = (((mag + 1) << shift) - 1).view(np.float32).astype(np.float64)
-    return np.where(neg, -far, near), np.where(neg, -near, far), np.where(neg, -near, near)
+def _keys_of(v: np.ndarray, m: int, floor: int, top: int) -> np.ndarray:
+    """Histogram keys of values (the same map as ``_key`` in the passes over the data)."""
+    bits = np.ascontiguousarray(v, dtype=np.float64).astype(np.float32).view(np.int32).astype(np.int64)
+    mag = np.clip((bits & 0x7FFFFFFF) >> (23 - m), floor, top) - floor
+    return (top - floor + 1) + (mag ^ (bits >> 31))
 
 
-def _keys_of(v: np.ndarray, m: int) -> np.ndarray:
-    """Histogram keys of values (the same map as the passes over the data)."""
-    return _key(np.ascontiguousarray(v, dtype=np.float64).astype(np.float32).view(np.int32).astype(np.int64), m)
+def _cut_windows(bins: _Bins, part: Partition, center: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per inner cut, the bins ``[lo, hi)`` whose values it is re-solved among.
 
-
-def _cuts_are_fine(bw: np.ndarray, blo: np.ndarray, bhi: np.ndarray, bd: np.ndarray) -> bool:
-    """True when every multi-valued bin cut by a boundary is light next to the clusters it touches."""
-    if bd.size == 0:
-        return True
-    first = np.searchsorted(bhi, bd, side="left")  # first bin with hi >= boundary
-    cut = (first < bw.size) & (blo[np.minimum(first, bw.size - 1)] < bd)
-    if not np.any(cut):
-        return True
-    edges = np.concatenate([[0], np.searchsorted(blo, bd, side="right"), [bw.size]])
-    cw = np.add.reduceat(np.concatenate([bw, [0.0]]), np.minimum(edges[:-1], bw.size))
-    cw[edges[:-1] >= edges[1:]] = 0.0
-    lighter = np.minimum(cw[:-1], cw[1:])
-    share = bw[np.minimum(first, bw.size - 1)] / np.maximum(lighter, 1e-300)
-    return bool(np.all(share[cut] <= _MAX_CUT_BIN_SHARE))
-
-
-def _histogram_result(
-    cent: np.ndarray,
-    pinned: int,
-    labels: np.ndarray,
-    acc: np.ndarray,
-    lab: np.ndarray,
-    bw: np.ndarray,
-    mean: np.ndarray,
-    scatter: np.ndarray,
-) -> KMeansResult:
-    """Means and SSE from whole bins (label ``lab``) plus the per-element sums ``acc`` of the cut bins.
-
-    ``acc[j]`` holds sums of w, w*d, w*d^2 with ``d = x - cent[j]`` over the elements of cut bins.
+    At least ``_NEAR_BINS`` bins either side of it, and all bins within ``_NEAR_SHARE`` of the distance
+    between the two centroids next to it (bins near zero are narrow next to the clusters there).
     """
-    k = cent.size
-    w = np.bincount(lab, bw, k) + acc[:, 0]
-    d1 = np.bincount(lab, bw * (mean - cent[lab]), k) + acc[:, 1]
-    shift = np.where(w > 0, d1 / np.where(w > 0, w, 1.0), 0.0)
-    if pinned >= 0:
-        shift[pinned] = 0.0
-    mu = cent + shift
-    sse_bins = np.bincount(lab, scatter + bw * (mean - mu[lab]) ** 2, k)
-    sse_cut = acc[:, 2] - 2.0 * shift * acc[:, 1] + shift * shift * acc[:, 0]
-    sse = float(np.sum(sse_bins) + np.sum(np.maximum(sse_cut, 0.0)))
-    if pinned >= 0:
-        mu[pinned] = 0.0
-    return sorted_result(mu, labels, sse)
+    nb = bins.keys.size
+    c = part.cuts[1:-1]
+    cent = part.centroids() + center
+    at = 0.5 * (bins.mean[np.clip(c - 1, 0, nb - 1)] + bins.mean[np.clip(c, 0, nb - 1)])
+    reach = _NEAR_SHARE * (cent[1:] - cent[:-1])
+    lo = np.maximum(np.minimum(c - _NEAR_BINS, np.searchsorted(bins.mean, at - reach)), 0)
+    hi = np.minimum(np.maximum(c + _NEAR_BINS, np.searchsorted(bins.mean, at + reach)), nb)
+    return lo, hi
+
+
+def _key_edges(keys: np.ndarray, space: _KeySpace) -> tuple[np.ndarray, np.ndarray]:
+    """The value range ``[lo, hi]`` of each key: its smallest and largest float32 (the floor key's from 0)."""
+    half = space.top - space.floor + 1
+    positive = keys >= half
+    mag = np.where(positive, keys - half, half - 1 - keys)
+    shift = 23 - space.m
+    near = np.where(mag == 0, 0.0, ((mag + space.floor) << shift).astype(np.int32).view(np.float32))
+    far = ((((mag + space.floor + 1) << shift) - 1).astype(np.int32).view(np.float32)).astype(np.float64)
+    return np.where(positive, near, -far), np.where(positive, far, -near)
+
+
+def _cuts_are_fine(space: _KeySpace, bins: _Bins, part: Partition, center: float) -> bool:
+    """True when no bin of several values cut by a boundary between the bins' clusters is heavy next to them.
+
+    A boundary (between two centroids) cuts the bin whose key range holds it; that bin may hold at most
+    ``_MAX_CUT_BIN_SHARE`` of the lighter of the two clusters.
+    """
+    cent = part.centroids() + center
+    bd = 0.5 * (cent[:-1] + cent[1:])
+    j = np.searchsorted(bins.mean, bd)  # bins j - 1 and j are the ones that may hold the boundary
+    cand = np.concatenate([np.maximum(j - 1, 0), np.minimum(j, bins.keys.size - 1)])
+    lo, hi = _key_edges(bins.keys[cand], space)
+    cut = (lo < np.tile(bd, 2)) & (np.tile(bd, 2) < hi) & (bins.scatter[cand] > 0)
+    cw = np.diff(part.sums[0][part.cuts])  # the clusters' weights
+    lighter = np.tile(np.minimum(cw[:-1], cw[1:]), 2)
+    return bool(np.all(bins.w[cand][cut] <= _MAX_CUT_BIN_SHARE * lighter[cut]))
+
+
+def _centroids_on_sub_bins(
+    sub_sums: np.ndarray, sub_bits: int, near: np.ndarray, part: Partition, lo_b: np.ndarray, hi_b: np.ndarray,
+    split: int
+) -> np.ndarray:
+    """The centroids (in the bins' units) of the cuts re-solved among the sub-bins of the bins near them.
+
+    ``sub_sums``: per sub-bin (``2**sub_bits`` per bin flagged ``near``, in order) the sums of w, w*d and
+    w*d^2. Cut m may fall between any two sub-bins of the bins ``[lo_b, hi_b)`` around it, the DP
+    solving all cuts jointly on prefix sums that are exact at every such position.
+    """
+    nb = near.size
+    filled = np.flatnonzero(sub_sums[:, 0] > 0)
+    if filled.size == 0:  # no inner cut (k = 1)
+        return part.centroids()
+    g = np.empty(filled.size + nb + 2, dtype=np.int64)
+    edge_pos = np.full(nb + 1, -1, dtype=np.int64)
+    item = sub_sums[filled]
+    sums, g = _positions(near, *part.sums, *(np.ascontiguousarray(c) for c in item.T),
+                         np.flatnonzero(near)[filled >> sub_bits], g, edge_pos)
+    lo = np.concatenate([[0], edge_pos[lo_b], [g.size - 1]])
+    hi = np.concatenate([[0], edge_pos[hi_b], [g.size - 1]])
+    split_at = int(np.searchsorted(g, 2 * split)) if split >= 0 else -1
+    cuts = solve_in_windows(*sums, lo, hi, part.pin_seg, split_at)
+    return dp.segment_means(sums[0], sums[1], cuts)
 
 
 # --------------------------------------------------------------------------------------------------
-# numba kernels: the two passes over the data
+# numba kernels: the passes over the data, and the bins
 # --------------------------------------------------------------------------------------------------
 
 
 @njit(cache=True, inline="always")
-def _key(bits, m):  # pragma: no cover - numba
+def _key(bits, m, floor, top):  # pragma: no cover - numba
     """Monotone histogram key of a float32 given as its int32 bits: sign, exponent, top m mantissa bits.
 
-    Also takes an array of the bits (as int64). Branch-free (the sign of weights is random): negative
-    values map below ``2**(8+m)``, mirrored.
+    The magnitude key (exponent and top m mantissa bits) is clamped to ``[floor, top]``; keys run from 0
+    to ``2 * (top - floor + 1) - 1``. Branch-free (the sign of weights is random): negative values map
+    below ``top - floor + 1``, mirrored.
     """
-    return (1 << (8 + m)) + (((bits & 0x7FFFFFFF) >> (23 - m)) ^ (bits >> 31))
+    mag = min(max((bits & 0x7FFFFFFF) >> (23 - m), floor), top) - floor
+    return (top - floor + 1) + (mag ^ (bits >> 31))
 
 
 @njit(cache=True)
-def _histogram(x, w, weighted, skip_zero, m, table, exact32):  # pragma: no cover - numba
-    """Per key: weight, and sums of w*d and w*d^2 with d = x - (the key's edge nearest zero).
+def _largest_magnitude(bits):  # pragma: no cover - numba
+    """The largest of the int32 bits with the sign bit cleared: the largest magnitude's bits (NaN above inf)."""
+    top = 0
+    for i in range(bits.size):
+        top = max(top, bits[i] & 0x7FFFFFFF)
+    return top
 
-    ``exact32``: x is float32 (d computed in float32, exactly). Returns (smallest key, largest key,
-    flags) over all values (zeros and zero weights included):
-    _FLAG_NONFINITE for a value that is not a finite float32, _FLAG_BAD_WEIGHT for a negative or
-    non-finite weight. Vectorisable loops first, then one scatter loop.
+
+@njit(cache=True)
+def _histogram(bits, x, w, weighted, skip_zero, m, floor, top, table, seen):  # pragma: no cover - numba
+    """Per key: weight, and sums of w*d and w*d^2 with d = x - (the key's edge nearest zero: 0 for the key
+    of magnitudes up to ``floor``); ``seen`` (unless empty) flags the keys of positive weight.
+
+    ``bits``: the int32 bits of float32(x). d is computed in float32, exactly, when x is float32 (same
+    sign and binade). Returns (smallest key, largest key, flags) over all values (zeros and zero
+    weights included): _FLAG_NONFINITE for a value that is not a finite float32, _FLAG_BAD_WEIGHT for a
+    negative or non-finite weight. Vectorisable loops first, then one scatter loop.
     """
     n = x.size
-    fbuf = np.empty(_CHUNK, dtype=np.float32)
-    bits = fbuf.view(np.int32)
     rbuf = np.empty(_CHUNK, dtype=np.float32)
     rbits = rbuf.view(np.int32)
     dbuf = np.empty(_CHUNK)
     wbuf = np.ones(_CHUNK)
     kbuf = np.empty(_CHUNK, dtype=np.int64)
     edge_mask = np.int32(~((1 << (23 - m)) - 1))
+    sign_mask = np.int32(-0x80000000)
     kmin = np.int64(1) << 62
     kmax = np.int64(-1)
     nonfinite = False
     bad_weight = False
+    track = seen.size > 0
     for base in range(0, n, _CHUNK):
         cnt = min(_CHUNK, n - base)
         for i in range(cnt):
-            fbuf[i] = np.float32(x[base + i])
-        for i in range(cnt):
-            b = bits[i]
-            rbits[i] = b & edge_mask
+            b = bits[base + i]
+            rbits[i] = b & (edge_mask if (b & 0x7FFFFFFF) >> (23 - m) > floor else sign_mask)
             nonfinite |= (b & 0x7F800000) == 0x7F800000
-            kk = _key(b, m)
+            kk = _key(b, m, floor, top)
             kbuf[i] = kk
             kmin = min(kmin, kk)
             kmax = max(kmax, kk)
-        if exact32:  # same sign and binade: the float32 difference is exact
-            for i in range(cnt):
-                dbuf[i] = np.float64(fbuf[i] - rbuf[i])
-        else:
-            for i in range(cnt):
-                dbuf[i] = np.float64(x[base + i]) - np.float64(rbuf[i])
+        for i in range(cnt):  # float32 - float32 for float32 x: exact
+            dbuf[i] = np.float64(x[base + i] - rbuf[i])
         if not (weighted or skip_zero):
             for i in range(cnt):
                 kk = kbuf[i]
                 d = dbuf[i]
+                if track:
+                    seen[kk] = True
                 table[kk, 0] += 1.0
                 table[kk, 1] += d
                 table[kk, 2] += d * d
@@ -230,6 +342,8 @@ def _histogram(x, w, weighted, skip_zero, m, table, exact32):  # pragma: no cove
         for i in range(cnt):
             kk = kbuf[i]
             wd = wbuf[i] * dbuf[i]
+            if track:
+                seen[kk] |= wbuf[i] > 0.0
             table[kk, 0] += wbuf[i]
             table[kk, 1] += wd
             table[kk, 2] += wd * dbuf[i]
@@ -239,50 +353,254 @@ def _histogram(x, w, weighted, skip_zero, m, table, exact32):  # pragma: no cove
 
 @njit(cache=True)
 def _fill_label_table(bd_keys, kmin, tab):  # pragma: no cover - numba
-    """tab[key - kmin] = first label possible for the key | (boundaries inside the key) << _SPAN_SHIFT."""
-    j = 0
+    """tab[key - kmin] = first label possible for the key | (boundaries inside the key) << _SPAN_SHIFT.
+
+    ``bd_keys``: the boundaries' keys (sorted). Returns the most boundaries inside one key.
+    """
     nb = bd_keys.size
+    size = tab.size
+    pos = 0  # table entries below pos are filled
     max_span = 0
-    for i in range(tab.size):
-        key = kmin + i
-        while j < nb and bd_keys[j] < key:
-            j += 1
+    j = 0
+    while j < nb:
+        key = bd_keys[j]
         h = j
         while h < nb and bd_keys[h] == key:
             h += 1
-        max_span = max(max_span, h - j)
-        tab[i] = j | ((h - j) << _SPAN_SHIFT)
+        end = min(max(key - kmin, pos), size)
+        tab[pos:end] = j  # keys between the boundaries: label j, no comparison
+        if 0 <= key - kmin < size:
+            tab[key - kmin] = j | ((h - j) << _SPAN_SHIFT)
+            max_span = max(max_span, h - j)
+            end = key - kmin + 1
+        pos = end
+        j = h
+    tab[pos:] = nb
     return max_span
 
 
 @njit(cache=True)
-def _assign(x, w, weighted, m, kmin, tab, bd, cent, labels, acc):  # pragma: no cover - numba
+def _assign(bits, x, w, weighted, m, floor, top, kmin, tab, bd, cent, labels, acc):  # pragma: no cover - numba
     """Nearest-centroid labels via the key table (exact comparisons only in keys a boundary cuts).
 
-    For elements of cut keys, adds w, w*d, w*d^2 (d = x - cent[label]) to acc[label].
+    ``bits``: the int32 bits of float32(x). For elements of cut keys, adds w, w*d, w*d^2
+    (d = x - cent[label]) to acc[label].
     """
-    n = x.size
-    fbuf = np.empty(_CHUNK, dtype=np.float32)
-    bits = fbuf.view(np.int32)
-    cbuf = np.empty(_CHUNK, dtype=np.int32)
-    for base in range(0, n, _CHUNK):
-        cnt = min(_CHUNK, n - base)
-        for i in range(cnt):
-            fbuf[i] = np.float32(x[base + i])
-        for i in range(cnt):
-            cbuf[i] = tab[_key(bits[i], m) - kmin]
-        for i in range(cnt):
-            code = cbuf[i]
-            lab = code & _LABEL_MASK
-            span = code >> _SPAN_SHIFT
-            if span != 0:
-                xi = np.float64(x[base + i])
-                top = lab + span
-                while lab < top and xi > bd[lab]:
-                    lab += 1
-                wt = w[base + i] if weighted else 1.0
-                d = xi - cent[lab]
-                acc[lab, 0] += wt
-                acc[lab, 1] += wt * d
-                acc[lab, 2] += wt * d * d
-            labels[base + i] = lab
+    for i in range(x.size):
+        code = tab[_key(bits[i], m, floor, top) - kmin]
+        lab = code & _LABEL_MASK
+        span = code >> _SPAN_SHIFT
+        if span != 0:
+            xi = np.float64(x[i])
+            last = lab + span
+            while lab < last and xi > bd[lab]:
+                lab += 1
+            wt = w[i] if weighted else 1.0
+            d = xi - cent[lab]
+            acc[lab, 0] += wt
+            acc[lab, 1] += wt * d
+            acc[lab, 2] += wt * d * d
+        labels[i] = lab
+
+
+@njit(cache=True)
+def _bins(table, seen, kmin, kmax, m, floor, top):  # pragma: no cover - numba
+    """The fields of ``_Bins``: the keys of positive weight (flagged by ``seen``, or when it is empty by
+    the table) with their weight, mean and scatter."""
+    filled = seen
+    if filled.size == 0:  # not tracked: from the table's weights
+        filled = np.zeros(table.shape[0], dtype=np.bool_)
+        for kk in range(kmin, kmax + 1):
+            filled[kk] = table[kk, 0] > 0
+    count = 0
+    for kk in range(kmin, kmax + 1):
+        count += filled[kk]
+    keys = np.empty(count + 1, dtype=np.int64)
+    b = 0
+    for kk in range(kmin, kmax + 1):  # branch-free: the filled keys are a random ~10-40% of the range
+        keys[b] = kk
+        b += filled[kk]
+    keys = keys[:count]
+    bw = np.empty(count)
+    mean = np.empty(count)
+    scatter = np.empty(count)
+    half = top - floor + 1
+    one = 1 << m
+    unit = np.empty(256)  # spacing of the keys' edges in each binade (the subnormals' like the first's)
+    for e in range(256):
+        unit[e] = 2.0 ** (max(e, 1) - 127 - m)
+    for b in range(count):
+        kk = keys[b]
+        mag = kk - half if kk >= half else half - 1 - kk
+        e = (mag + floor) >> m  # the float32 exponent field, and the top mantissa bits with the implicit 1
+        frac = ((mag + floor) & (one - 1)) + (one if e > 0 else 0)
+        near = frac * unit[e] if mag > 0 else 0.0  # the key's edge nearer zero (0 for the floor key)
+        wt = table[kk, 0]
+        s = table[kk, 1]
+        bw[b] = wt
+        mean[b] = (near if kk >= half else -near) + s / wt
+        scatter[b] = max(table[kk, 2] - s * s / wt, 0.0)
+    return keys, bw, mean, scatter
+
+
+@njit(cache=True)
+def _moments(bw, mean, scatter, center):  # pragma: no cover - numba
+    """Per bin the sums of w * mu and w * mu**2 (with its scatter), mu = mean - center."""
+    s = np.empty(bw.size)
+    q = np.empty(bw.size)
+    for b in range(bw.size):
+        mu = mean[b] - center
+        s[b] = bw[b] * mu
+        q[b] = s[b] * mu + scatter[b]
+    return s, q
+
+
+@njit(cache=True)
+def _add_whole_bins(tab, kmin, keys, bw, mean, scatter, cent, acc):  # pragma: no cover - numba
+    """Add each bin that the table gives one cluster to its sums of w, w*d, w*d^2 (d = x - cent[label]).
+
+    The others (a boundary inside the key, or -1: near a cut) had their elements summed one by one.
+    """
+    for b in range(keys.size):
+        code = tab[keys[b] - kmin]
+        if code >> _SPAN_SHIFT != 0:
+            continue
+        lab = code & _LABEL_MASK
+        d = mean[b] - cent[lab]
+        acc[lab, 0] += bw[b]
+        acc[lab, 1] += bw[b] * d
+        acc[lab, 2] += scatter[b] + bw[b] * d * d
+
+
+@njit(cache=True)
+def _segment_table(bkeys, cuts, win_lo, win_hi, near, kmin, tab):  # pragma: no cover - numba
+    """tab[key - kmin] = the cluster of the bins' partition that the key falls in (the lower one between
+    two clusters' bins); for the keys of the windows ``[win_lo, win_hi]`` around the inner cuts, -2 - the
+    rank of its bin among the ``near`` ones, or -1 for a key of no bin."""
+    start = 0
+    for j in range(1, cuts.size - 1):  # cluster j - 1 up to the key below bin cuts[j]
+        end = bkeys[cuts[j]] - kmin
+        tab[start:end] = j - 1
+        start = end
+    tab[start:] = cuts.size - 2
+    for j in range(win_lo.size):
+        tab[win_lo[j] - kmin : win_hi[j] - kmin + 1] = -1
+    rank = 0
+    for b in range(bkeys.size):
+        if near[b]:
+            tab[bkeys[b] - kmin] = -2 - rank
+            rank += 1
+
+
+@njit(cache=True)
+def _label_or_gather(
+    bits, x, w, weighted, skip_zero, m, floor, top, kmin, tab, labels, gathered, values, start, near_seg, sub_bits,
+    center, sub_sums
+):  # pragma: no cover - numba
+    """Label each element by its key's cluster, or, for the keys near a cut (< 0), add its index, value
+    and bin's cluster (``near_seg`` by the bin's rank; 0 for a key of no bin) to ``gathered``, ``values``
+    and ``start``, and, in a bin (<= -2), its w, w*d, w*d^2 (d = x - center) to its sub-bin's sums.
+
+    ``bits``: of float32(x). A bin's sub-bins split it by the next ``sub_bits`` mantissa bits, in value
+    order (magnitudes below the floor key's edge in the first). Returns the number gathered.
+    """
+    mask = (1 << sub_bits) - 1
+    shift = 23 - m - sub_bits
+    lo = floor << sub_bits
+    hi = (top << sub_bits) | mask
+    c = 0
+    for i in range(bits.size):
+        b = bits[i]
+        code = tab[_key(b, m, floor, top) - kmin]
+        if code >= 0:
+            labels[i] = code
+            continue
+        xi = np.float64(x[i])
+        gathered[c] = i
+        values[c] = xi
+        start[c] = near_seg[-2 - code] if code <= -2 else 0
+        c += 1
+        wt = w[i] if weighted else 1.0
+        if code == -1 or not wt > 0.0 or (skip_zero and xi == 0.0):
+            continue
+        low = min(max((b & 0x7FFFFFFF) >> shift, lo), hi) & mask
+        slot = ((-2 - code) << sub_bits) + (low if b >= 0 else mask - low)
+        d = xi - center
+        sub_sums[slot, 0] += wt
+        sub_sums[slot, 1] += wt * d
+        sub_sums[slot, 2] += wt * d * d
+    return c
+
+
+@njit(cache=True)
+def _relabel(values, start, w, weighted, skip_zero, gathered, bd, cent, labels, acc):  # pragma: no cover - numba
+    """Label the gathered elements (``values``, at indices ``gathered``) by the nearest centroid (ties to
+    the lower), searching from the labels ``start``, and add their w, w*d, w*d^2 (d = x - cent[label]) to
+    their cluster's sums (not the zeros when ``skip_zero``)."""
+    for j in range(gathered.size):
+        i = gathered[j]
+        xi = values[j]
+        lab = start[j]  # the number of boundaries below xi: at most a few away from its bin's cluster
+        while lab > 0 and xi <= bd[lab - 1]:
+            lab -= 1
+        while lab < bd.size and xi > bd[lab]:
+            lab += 1
+        labels[i] = lab
+        wt = w[i] if weighted else 1.0
+        if skip_zero and xi == 0.0:
+            continue
+        d = xi - cent[lab]
+        acc[lab, 0] += wt
+        acc[lab, 1] += wt * d
+        acc[lab, 2] += wt * d * d
+
+
+@njit(cache=True)
+def _near_bins(lo, hi, n_bins):  # pragma: no cover - numba
+    """Flags of the bins in any of the windows ``[lo[j], hi[j])``."""
+    near = np.zeros(n_bins, dtype=np.bool_)
+    for j in range(lo.size):
+        near[lo[j] : hi[j]] = True
+    return near
+
+
+@njit(cache=True)
+def _positions(near, pw0, ps0, pq0, w, s, q, b_of, g, edge_pos):  # pragma: no cover - numba
+    """Prefix sums of w, w*v, w*v^2 at every position a re-solved cut may take, in order.
+
+    The positions: 0, n, and in each run of ``near`` bins its edges and the places between two of its
+    items (sums ``w, s, q``, sorted, in bins ``b_of``), from the bins' prefix sums ``pw0, ps0, pq0``.
+    Fills ``g`` (returned trimmed) with each position's place among the bins (2 * b at the edge before
+    bin b, 2 * b + 1 inside it) and ``edge_pos[b]`` with the position of edge b (or -1).
+    """
+    n_bins = near.size
+    n_items = w.size
+    out = np.empty((3, g.size))
+    c = 0
+    p = 0
+    for b in range(n_bins + 1):
+        at_edge = b == 0 or b == n_bins or near[b] or near[b - 1]
+        if at_edge:
+            out[0, c] = pw0[b]
+            out[1, c] = ps0[b]
+            out[2, c] = pq0[b]
+            g[c] = 2 * b
+            edge_pos[b] = c
+            c += 1
+        if b == n_bins or not near[b]:
+            continue
+        aw = pw0[b]
+        a_s = ps0[b]
+        aq = pq0[b]
+        while p < n_items and b_of[p] == b:
+            aw += w[p]
+            a_s += s[p]
+            aq += q[p]
+            p += 1
+            if p < n_items and b_of[p] == b:  # between two items of the bin
+                out[0, c] = aw
+                out[1, c] = a_s
+                out[2, c] = aq
+                g[c] = 2 * b + 1
+                c += 1
+    return (out[0, :c], out[1, :c], out[2, :c]), g[:c]

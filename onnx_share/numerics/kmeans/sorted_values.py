@@ -1,17 +1,19 @@
 """The sorted path: everything on the sorted distinct values (in y units) with their total weights.
 
-``cluster_sorted`` is ``kmeans_1d`` on this path (the optimal init through ``refine.optimal_on_bins`` on
+``cluster_sorted`` is ``kmeans_1d`` on this path (the optimal init through ``refine.optimal_cuts`` on
 points, or a seeded init and Lloyd); ``cluster_exact`` and ``exact_sse`` run the exact DP on all ``u``
 distinct values (O(k u log u); the reference the other paths are measured against).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from onnx_share.numerics.kmeans import dp
 from onnx_share.numerics.kmeans.api import KMeansResult
 from onnx_share.numerics.kmeans.finish import finish_from_centroids
 from onnx_share.numerics.kmeans.prepare import Prepared, distinct_points, own_centroids
-from onnx_share.numerics.kmeans.refine import optimal_on_bins
+from onnx_share.numerics.kmeans.refine import optimal_cuts
 from onnx_share.numerics.kmeans.seeded import seeded_lloyd
 
 
@@ -23,7 +25,8 @@ def cluster_sorted(prep: Prepared, init: str, seed: int, max_iter: int) -> KMean
         return own_centroids(prep, pts.values)
     if init == "optimal":
         v, wv = pts.values, pts.weights
-        cent, pinned = optimal_on_bins(wv, v * wv, v, v, prep.k, prep.pin_zero)
+        part = optimal_cuts(wv, v * wv, v * v * wv, prep.k, int(np.searchsorted(v, 0.0)) if prep.pin_zero else -1)
+        cent, pinned = part.centroids(), part.pin_seg
     else:
         cent, pinned = seeded_lloyd(pts, prep.k, prep.pin_zero, init, seed, max_iter)
     return finish_from_centroids(prep, cent, pinned)
