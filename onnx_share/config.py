@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import os
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -351,8 +352,6 @@ class OptimizeConfig:
         """Threads for per-tensor work: ``jobs``, or every core this process may use."""
         if self.jobs is not None:
             return self.jobs
-        import os
-
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
     def updated(self, **changes: Any) -> OptimizeConfig:

@@ -55,15 +55,13 @@ class CompressPass(WeightPass):
     def opsets_wanted(self, model: ir.Model) -> set[int]:
         """The default-domain opsets the selected weights' forms benefit from (native packed types,
         ``DequantizeLinear`` layouts)."""
-        chosen = select_weights(model, self.config).chosen
-        return set().union(*(wanted_opsets(weight, spec) for weight, spec in chosen))
+        return _wanted(select_weights(model, self.config).chosen)
 
     def call(self, model: ir.Model) -> PassOutcome:
         chosen = select_weights(model, self.config).chosen
         names = NameScope(model)
         result = PassOutcome(model, modified=False)
-        wanted = set().union(*(wanted_opsets(weight, spec) for weight, spec in chosen))
-        opset, blockers = raise_opset_to_best(model, wanted)
+        opset, blockers = raise_opset_to_best(model, _wanted(chosen))
         if blockers:
             result.notes.append(
                 f"a newer opset would store some weights smaller, but it is not safe to raise to "
@@ -106,7 +104,8 @@ class CompressPass(WeightPass):
         fitted = table.fit(form)
         nodes, initializers = table.graph(form, names)
         bytes_before = int(weight.tensor.nbytes)
-        values = weight.numpy()
+        # Codebooks report how much sparsity survived: the zeros of the weight as it was (read before the rewrite).
+        zeros_before = np.count_nonzero(weight.numpy() == 0) if fitted.zeros is not None else 0
         if form.decode == "gather-block":
             replace_readers(weight, list(zip(gather_readers(weight), nodes, strict=True)), initializers)
             model.opset_imports.setdefault(CONTRIB_DOMAIN, 1)
@@ -117,9 +116,9 @@ class CompressPass(WeightPass):
             notes.append(f"auto granularity: {form.label}")
         if weight.dtype == ir.DataType.BFLOAT16 and form.decode == "dequantize":
             notes.append("float32 scales and a Cast to bfloat16: onnxruntime has no bfloat16 DequantizeLinear kernel")
-        zeros_before = np.count_nonzero(values == 0) / values.size if fitted.zeros is not None else 0.0
         if zeros_before:
-            notes.append(f"sparsity {zeros_before:.1%} -> {fitted.zeros / values.size:.1%}")
+            size = int(np.prod(weight.shape, dtype=np.int64))
+            notes.append(f"sparsity {zeros_before / size:.1%} -> {fitted.zeros / size:.1%}")
         return tensor_row(
             weight,
             bytes_before=bytes_before,
@@ -134,3 +133,6 @@ class CompressPass(WeightPass):
             notes=notes,
         )
 
+
+def _wanted(chosen: list[tuple[WeightTensor, WeightSpec]]) -> set[int]:
+    return set().union(*(wanted_opsets(weight, spec) for weight, spec in chosen))
