@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,9 +24,13 @@ from onnx_share.io.save import PROTOBUF_LIMIT_BYTES, data_file, estimated_size_b
 from onnx_share.ir.opset import convert_opset, min_ir_version, opset_blockers
 from onnx_share.ir.selection import select_weights
 from onnx_share.passes.registry import run_pipeline, wanted_opset
-from onnx_share.report.data import CompareReport, OpsetConversion, Report, ValidationReport
+from onnx_share.report.data import CalibrationReport, CompareReport, OpsetConversion, Report, ValidationReport
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from onnx_share.calibration.statistics import Statistics
+    from onnx_share.check.feeds import Feeds
     from onnx_share.targets.tensorrt import TensorRTOptions
 
 log = logging.getLogger("onnx_share")
@@ -42,6 +46,7 @@ class OptimizeResult:
     source: ModelSource
     input_files: list[Path] = field(default_factory=list)
     saved_path: Path | None = None
+    held_out: Feeds | None = None
 
     def save(self, path: str | os.PathLike, *, external_data: bool | None = None) -> Path:
         """Write the model atomically; never onto the file it was read from nor onto a data file it reads."""
@@ -60,14 +65,16 @@ class OptimizeResult:
         return self.saved_path
 
     def validate(self, config: ValidationConfig | None = None) -> ValidationReport:
-        """Compare the saved model with the original in onnxruntime; the result also goes in the report."""
+        """Compare the saved model with the original in onnxruntime (on the held-out calibration samples when there
+        are some and ``config`` names no inputs); the result also goes in the report."""
         from onnx_share.check.validation import compare_models
 
         if self.saved_path is None:
             raise OnnxShareError("save the optimized model before validating it")
+        config = config or self.config.validation
         start = time.perf_counter()
         self.report.validation = compare_models(
-            _as_model_file(self.source), self.saved_path, config or self.config.validation
+            _as_model_file(self.source), self.saved_path, config, None if config.inputs else self.held_out
         )
         self.report.timings_s["validate"] = time.perf_counter() - start
         return self.report.validation
@@ -78,8 +85,14 @@ def optimize(
     config: OptimizeConfig | Mapping[str, Any] | None = None,
     *,
     progress: bool = False,
+    data: Iterable[Mapping[str, np.ndarray]] | None = None,
 ) -> OptimizeResult:
-    """Compress the weights of ``model`` (a path, ``onnx.ModelProto`` or ``ir.Model``; never modified)."""
+    """Compress the weights of ``model`` (a path, ``onnx.ModelProto`` or ``ir.Model``; never modified).
+
+    ``data``: calibration samples as feed dicts (one sample each), added to the files ``config.calibration.data``
+    names; with any, the weights are fitted to the activations they multiply and validation runs on the held-out
+    samples.
+    """
     if config is None:
         config = OptimizeConfig()
     elif not isinstance(config, OptimizeConfig):
@@ -102,6 +115,12 @@ def optimize(
     for row in skipped:
         log.debug("skip %s: %s", row.name, row.skipped)
 
+    statistics, held_out = None, None
+    if config.calibration.data or data is not None:
+        start = time.perf_counter()
+        statistics, held_out, report.calibration = _calibrate(model, loaded, config, data)
+        report.timings_s["calibrate"] = time.perf_counter() - start
+
     target = wanted_opset(loaded, config)
     current = default_opset(loaded)
     if target is not None and current is not None and current < target and opset_blockers(loaded, target):
@@ -109,7 +128,7 @@ def optimize(
         loaded, report.conversion = _convert(loaded, target, files[0].parent if files else None, config)
         report.timings_s["convert"] = time.perf_counter() - start
         report.notes.append(_conversion_note(report.conversion))
-    run_pipeline(loaded, config, report, progress=progress)
+    run_pipeline(loaded, config, report, progress=progress, statistics=statistics)
     # Skip rows of tensors a pass removed (folded shapes, merged duplicates) go: their pass reported them.
     remaining = {name for graph in loaded.graphs() for name in graph.initializers}
     report.tensors[:0] = [row for row in skipped if row.name in remaining]
@@ -119,7 +138,34 @@ def optimize(
         loaded.ir_version = min(max(loaded.ir_version, min_ir_version(report.opset_after)), MAX_IR_VERSION)
     if not any(section.modified for section in report.passes):
         report.notes.append("nothing new to compress: no selected weight is left in float form")
-    return OptimizeResult(loaded, report, config, model, files)
+    return OptimizeResult(loaded, report, config, model, files, held_out=held_out)
+
+
+def _calibrate(
+    source: ModelSource, loaded: ir.Model, config: OptimizeConfig, data: Iterable[Mapping[str, np.ndarray]] | None
+) -> tuple[Statistics, Feeds, CalibrationReport]:
+    """Read and split the calibration samples, and measure the activations of the weights to compress on the
+    original model."""
+    from onnx_share.calibration.data import checked_samples, read_samples, split_samples
+    from onnx_share.calibration.statistics import collect_statistics
+    from onnx_share.check.feeds import Feeds
+
+    original = ProtoModel.read(_as_model_file(source))
+    samples, notes = read_samples(original.proto, config.calibration.data) if config.calibration.data else ([], [])
+    if data is not None:
+        samples.extend(checked_samples(original.proto, data))
+    split = split_samples(samples, config.calibration.samples, config.calibration.seed)
+    weights = [weight for weight, _ in select_weights(loaded, config).chosen]
+    statistics = collect_statistics(original.proto, original.folder, weights, loaded.graph, split.calibration,
+                                    split.held_out, seed=config.calibration.seed)
+    skipped = [f"{name}: {reason}" for name, reason in statistics.skipped.items()]
+    if skipped:
+        notes.append(f"{len(skipped)} weight(s) data-free: " + "; ".join(skipped[:5])
+                     + (" ..." if len(skipped) > 5 else ""))
+    held_out = Feeds(split.held_out, f"held-out calibration samples ({len(split.held_out)})", synthetic=False)
+    report = CalibrationReport(split.description, len(split.calibration), len(split.held_out), statistics.seconds,
+                               statistics.gram_bytes, len(statistics.sites), [*split.notes, *notes])
+    return statistics, held_out, report
 
 
 def compare(

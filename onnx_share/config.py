@@ -27,6 +27,7 @@ from onnx_share.errors import OnnxShareError
 
 Scheme = Literal["codebook", "uniform"]
 Granularity = Literal["auto", "tensor", "channel", "group"]
+Rounding = Literal["nearest", "gptq"]
 
 SCHEMES: tuple[str, ...] = ("codebook", "uniform")
 # Names read for compatibility with configs and commands written before the vocabulary was settled.
@@ -61,6 +62,16 @@ class WeightSpec:
     - ``pin_zero``: ``codebook`` only; keep exact zeros as their own centroid at 0.0 so pruning sparsity
       survives. None (auto) pins when at least 10% of a codebook's weights are exactly zero.
     - ``skip``: leave matching tensors untouched.
+
+    With calibration data (:class:`CalibrationConfig`), for weights whose activations were measured:
+
+    - ``weighting``: k-means and grid clipping weigh each weight by its input feature's E[x²] (a ``Gather`` table:
+      each row by how often the samples read it).
+    - ``rounding``: ``gptq`` rounds input feature by input feature onto the fitted codebook or grid and spreads each
+      one's error over the features not yet rounded (error compensation on XᵀX); ``nearest`` rounds each weight on
+      its own.
+    - ``bias_correction``: add E[x]·(W − Ŵ) to the bias of a ``Conv``/``Gemm`` (created when missing) or of the
+      ``Add`` after a ``MatMul``, so the mean output does not move.
     """
 
     scheme: Scheme = "codebook"
@@ -72,6 +83,9 @@ class WeightSpec:
     symmetric: bool = True
     pin_zero: bool | None = None
     skip: bool = False
+    weighting: bool = True
+    rounding: Rounding = "gptq"
+    bias_correction: bool = True
 
     def __post_init__(self) -> None:
         if self.scheme in SCHEME_ALIASES:
@@ -90,6 +104,8 @@ class WeightSpec:
             raise OnnxShareError(f"clusters must be from 2 to {MAX_CLUSTERS}, got {self.clusters}")
         if self.group_size < 1:
             raise OnnxShareError(f"group_size must be positive, got {self.group_size}")
+        if self.rounding not in ("nearest", "gptq"):
+            raise OnnxShareError(f"rounding must be nearest or gptq, got {self.rounding!r}")
         from onnx_share.numerics.kmeans import INIT_METHODS  # here: numpy stays out of ``onnx-share --help``
 
         if self.init not in INIT_METHODS:
@@ -144,6 +160,24 @@ class ValidationConfig:
         for key in ("atol", "rtol"):
             if (getattr(self, key) or 0.0) < 0.0:
                 raise OnnxShareError(f"validation.{key} must not be negative, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Real input samples that tune the compressed weights (see :class:`WeightSpec` for what they change).
+
+    ``data``: ``.npz`` files or folders of them, arrays named after the model inputs (a leading sample axis holds
+    several samples); ``samples``: how many calibrate, after a shuffle with ``seed``; the rest are held out, and
+    validation runs on them unless ``validation.inputs`` names other files. Without data, compression is data-free.
+    """
+
+    data: tuple[str, ...] = ()
+    samples: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise OnnxShareError(f"calibration.samples must be at least 1, got {self.samples}")
 
 
 PASS_NAMES: tuple[str, ...] = ("fold-shapes", "fold-qdq", "share", "lowrank", "prune", "compress")
@@ -236,6 +270,7 @@ class OptimizeConfig:
     lowrank: LowRankConfig = field(default_factory=LowRankConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     target: str = "portable"
     jobs: int | None = None
 
@@ -309,6 +344,7 @@ class OptimizeConfig:
         validation = data["validation"]
         validation["inputs"] = list(self.validation.inputs)
         validation["input_shapes"] = {k: list(v) for k, v in self.validation.input_shapes.items()}
+        data["calibration"]["data"] = list(self.calibration.data)
         return data
 
     @classmethod
@@ -324,9 +360,13 @@ class OptimizeConfig:
                 k: tuple(int(d) for d in v) for k, v in validation.get("input_shapes", {}).items()
             }
             fields["validation"] = ValidationConfig(**validation)
-        for key, section in (("share", ShareConfig), ("lowrank", LowRankConfig), ("prune", PruneConfig)):
+        for key, section in (("share", ShareConfig), ("lowrank", LowRankConfig), ("prune", PruneConfig),
+                             ("calibration", CalibrationConfig)):
             if key in fields:
                 fields[key] = section(**_checked_fields(section, fields[key], key))
+        if "calibration" in fields:
+            fields["calibration"] = dataclasses.replace(fields["calibration"],
+                                                        data=tuple(fields["calibration"].data))
         for key in ("include", "exclude"):
             if key in fields:
                 fields[key] = tuple(fields[key])

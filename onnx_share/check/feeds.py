@@ -94,7 +94,7 @@ def prepare_feeds(model: onnx.ModelProto, config: ValidationConfig) -> Feeds:
         ignored.update(set(data) - set(metadata))
         sample = {}
         for name, (dtype, dims) in metadata.items():
-            sample[name] = _as_input_dtype(data[name], dtype, name, path, notes)
+            sample[name] = as_input_dtype(data[name], dtype, name, path, notes)
             notes.extend(_batch_note(name, sample[name], dims, path))
         samples.append(sample)
     source = f"given inputs ({len(samples)} file(s))"
@@ -126,7 +126,9 @@ def input_metadata(
     return metadata
 
 
-def _as_input_dtype(array: np.ndarray, dtype: np.dtype, name: str, path: object, notes: list[str]) -> np.ndarray:
+def as_input_dtype(array: np.ndarray, dtype: np.dtype, name: str, path: object, notes: list[str]) -> np.ndarray:
+    """``array`` in the model input's ``dtype`` (same-kind conversions noted in ``notes``); another kind is an error
+    naming the file and the array."""
     if array.dtype == dtype:
         return array
     if array.dtype.kind == dtype.kind or {array.dtype.kind, dtype.kind} <= {"i", "u"}:

@@ -27,12 +27,15 @@ RUNNER_NAMES = ("original", "rewritten")
 LAYERWISE_CHUNK = 48
 
 
-def compare_models(original: ModelFile, rewritten: ModelFile, config: ValidationConfig) -> ValidationReport:
-    """Run both models in onnxruntime on the same inputs and measure how far each output (and, with
-    ``config.layerwise``, each shared intermediate tensor) moved."""
+def compare_models(
+    original: ModelFile, rewritten: ModelFile, config: ValidationConfig, feeds: Feeds | None = None
+) -> ValidationReport:
+    """Run both models in onnxruntime on the same inputs (``feeds``, else those ``config`` names or synthesizes)
+    and measure how far each output (and, with ``config.layerwise``, each shared intermediate tensor) moved."""
     reference, candidate = ProtoModel.read(original), ProtoModel.read(rewritten)
     _check_same_inputs(reference.proto, candidate.proto)
-    feeds = prepare_feeds(reference.proto, config)
+    if feeds is None:
+        feeds = prepare_feeds(reference.proto, config)
     output_names = [o.name for o in reference.proto.graph.output]
     candidate_outputs = {o.name for o in candidate.proto.graph.output}
     notes = list(feeds.notes)

@@ -155,6 +155,41 @@ class PassArgs:
         })
 
 
+class CalibrationArgs:
+    """The ``calibration`` group: the real samples that fit the weights to their activations, and what they
+    change."""
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        """Add the group's flags to ``parser``."""
+        group = parser.add_argument_group("calibration (real input samples; without them compression is data-free)")
+        group.add_argument("--data", nargs="+", metavar="NPZ_OR_DIR", help=".npz files or folders of them, arrays "
+                           "named after the model inputs (one more leading axis: several samples); some calibrate, "
+                           "the rest are held out and validation runs on them")
+        group.add_argument("--calibration-samples", type=int, metavar="N", help="samples that calibrate, after a "
+                           "seeded shuffle (default 32); the rest are held out")
+        group.add_argument("--rounding", choices=("gptq", "nearest"), help="with data: gptq (default) rounds input "
+                           "feature by input feature with error compensation; nearest rounds each weight alone")
+        group.add_argument("--no-activation-weighting", action="store_true", help="with data: fit codebooks and "
+                           "grids to the weights alone, not weighted by their inputs' E[x^2]")
+        group.add_argument("--no-bias-correction", action="store_true", help="with data: leave biases as they are")
+
+    def apply(self, args: argparse.Namespace, config: OptimizeConfig) -> OptimizeConfig:
+        """``config`` with the data and the calibration methods given."""
+        spec: dict[str, Any] = {}
+        if args.rounding is not None:
+            spec["rounding"] = args.rounding
+        if args.no_activation_weighting:
+            spec["weighting"] = False
+        if args.no_bias_correction:
+            spec["bias_correction"] = False
+        if spec:
+            config = config.updated(default=config.default.updated(spec))
+        return updated_section(config, "calibration", {
+            "data": None if args.data is None else list(args.data), "samples": args.calibration_samples,
+            "seed": args.seed,
+        })
+
+
 def pass_list(text: str) -> tuple[str, ...]:
     """``--passes``: comma-separated pass names (old names accepted) in the order to run them."""
     names = tuple(PASS_ALIASES.get(p.strip(), p.strip()) for p in text.split(",") if p.strip())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from onnx_share.cli import EXAMPLES, EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_NOT_VALIDATED, EXIT_OK
 from onnx_share.cli.args import (
+    CalibrationArgs,
     CompressionArgs,
     OptimizeValidationArgs,
     PassArgs,
@@ -19,6 +20,7 @@ from onnx_share.errors import OnnxShareError
 
 COMPRESSION = CompressionArgs()
 PASSES = PassArgs()
+CALIBRATION = CalibrationArgs()
 REPORTS = ReportArgs("write a self-contained HTML report here (size per tensor, weight histograms, per-layer "
                      "error chart; implies --layerwise)")
 VALIDATION = OptimizeValidationArgs()
@@ -39,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("output", help="where to write the rewritten model")
     COMPRESSION.add_to(parser)
     PASSES.add_to(parser)
+    CALIBRATION.add_to(parser)
     REPORTS.add_to(parser)
     parser.add_argument("--external-data", action="store_true", default=None,
                         help="store tensors in OUT.data beside OUT (automatic above 2 GB)")
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     if same_file(args.input, args.output):
         raise OnnxShareError(f"output {args.output} is the input file; choose another output path")
-    config = PASSES.apply(args, COMPRESSION.load(args))
+    config = CALIBRATION.apply(args, PASSES.apply(args, COMPRESSION.load(args)))
     if args.external_data:
         config = config.updated(external_data=True)
     config = VALIDATION.apply(args, config, layerwise_default=REPORTS.wants_layerwise(args))
@@ -67,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     REPORTS.check(args)
     if config.validation.enabled:
         check_validation_inputs(args.input, config.validation)
+    if config.calibration.data:
+        from onnx_share.calibration.data import data_files
+
+        data_files(config.calibration.data)
     result = optimize(args.input, config, progress=progress)
     result.save(args.output)
     result.report.command = args.command_line

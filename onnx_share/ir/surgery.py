@@ -122,3 +122,58 @@ def replace_readers(
     weight.graph.initializers.pop(weight.name)
     for value in initializers:
         weight.graph.register_initializer(value)
+
+
+def add_to_bias(consumer: ir.Node, shift: np.ndarray, names: NameScope) -> str | None:
+    """Add ``shift`` (one value per output channel) to what ``consumer`` adds to its output: a ``Conv``'s B or a
+    ``Gemm``'s C (created when absent; C divided by ``beta``, the product by ``alpha``), or the constant of the one
+    ``Add`` that reads a ``MatMul``'s output. A bias other nodes also read is copied, not changed in place. Returns
+    why nothing was added, or None."""
+    op = consumer.op_type
+    if op == "Conv":
+        return _shifted_input(consumer, 2, shift, names)
+    if op == "Gemm":
+        alpha = consumer.attributes.get_float("alpha", 1.0) or 1.0
+        beta = consumer.attributes.get_float("beta", 1.0)
+        if beta == 0.0:
+            return "Gemm's beta is 0: its C is ignored"
+        return _shifted_input(consumer, 2, shift * alpha / (1.0 if beta is None else beta), names)
+    if op == "MatMul":
+        readers = list(consumer.outputs[0].uses())
+        if len(readers) != 1 or readers[0].node.op_type != "Add" or consumer.outputs[0].is_graph_output():
+            return "the MatMul's output is not read by one Add alone"
+        add = readers[0].node
+        return _shifted_input(add, 1 - readers[0].idx, shift, names, create=False)
+    return f"{op} has no bias to correct"
+
+
+def _shifted_input(node: ir.Node, index: int, shift: np.ndarray, names: NameScope, *, create: bool = True
+                   ) -> str | None:
+    """Replace ``node``'s constant input ``index`` (a per-channel bias) by itself plus ``shift``; create it from
+    ``shift`` when absent and ``create``."""
+    graph = node.graph
+    assert graph is not None
+    current = node.inputs[index] if index < len(node.inputs) else None
+    if current is None:
+        if not create:
+            return "no bias input"
+        dtype = node.inputs[1].dtype if node.inputs[1] is not None else None
+        values = shift.astype(dtype.numpy() if dtype is not None else np.float32)
+    else:
+        tensor = ir.convenience.get_const_tensor(current)
+        if tensor is None:
+            return "its bias is not a constant"
+        bias = tensor.numpy()
+        if bias.size != shift.size:
+            return f"its bias has shape {list(bias.shape)}, not one value per output channel"
+        values = (bias.astype(np.float64) + shift.reshape(bias.shape)).astype(bias.dtype)
+    if current is not None and current.name in graph.initializers and len(current.uses()) == 1:
+        current.const_value = ir.tensor(values, name=current.name)  # read by this node alone: changed in place
+        return None
+    base = current.name if current is not None and current.name else f"{node.name or node.op_type}_bias"
+    value = constant(names, base, values)
+    graph.register_initializer(value)
+    if index >= len(node.inputs):
+        node.resize_inputs(index + 1)
+    node.replace_input_with(index, value)
+    return None

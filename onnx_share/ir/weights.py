@@ -13,7 +13,7 @@ else is reported as skipped with a reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx_ir as ir
@@ -37,12 +37,18 @@ FINITE_META_KEY = "onnx_share.finite"
 
 @dataclass(frozen=True)
 class WeightUse:
-    """One consumer slot that reads a tensor as a weight, with the tensor's axes as that op sees them."""
+    """One consumer slot that reads a tensor as a weight, with the tensor's axes as that op sees them.
+
+    ``node`` is the consumer; ``axes[i]`` is the weight's axis that is axis i of the tensor the consumer reads
+    (None where a reshaping op lies between them).
+    """
 
     op_type: str
     input_index: int
     channel_axis: int | None
     reduction_axis: int | None
+    node: ir.Node | None = field(default=None, compare=False)
+    axes: tuple[int | None, ...] = field(default=(), compare=False)
 
 
 @dataclass
@@ -199,6 +205,8 @@ def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | Non
                     use.input_index,
                     None if use.channel_axis is None else axes[use.channel_axis],
                     None if use.reduction_axis is None else axes[use.reduction_axis],
+                    node,
+                    axes,
                 )
             )
     if not found:

@@ -75,25 +75,49 @@ def fit_codebook(
     init: str = "optimal",
     pin_zero: bool | None = None,
     seed: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> Codebook:
     """k-means codebook(s) of ``k`` entries for ``values``: one per tensor (``axis`` None or ``granularity``
     ``tensor``), per output channel along ``axis``, or per group of at most ``group_size`` channels (the largest
     divisor of the channel count not above it).
 
-    Centroids are rounded to ``values``' dtype, as the codebook initializer stores them.
+    Centroids are rounded to ``values``' dtype, as the codebook initializer stores them. ``sample_weight`` (the
+    shape of ``values``) weighs each value's squared error.
     """
     granularity = "tensor" if axis is None else granularity
     groups = None if granularity == "tensor" else channels_per_codebook(values.shape[axis], granularity, group_size)
     rows = channel_rows(values, None if granularity == "tensor" else axis, groups)
+    weights = None if sample_weight is None else channel_rows(sample_weight, None if granularity == "tensor" else axis,
+                                                              groups)
     centroids = np.empty((rows.shape[0], k), dtype=np.float64)
     indices = np.empty(rows.shape, dtype=np.uint8)
     for g, row in enumerate(rows):
-        result = kmeans_1d(row, k, init=init, seed=seed, pin_zero=_pins_zero(row, pin_zero))
+        result = kmeans_1d(row, k, init=init, seed=seed, pin_zero=_pins_zero(row, pin_zero),
+                           sample_weight=None if weights is None else weights[g])
         centroids[g, : len(result.centroids)] = result.centroids
         centroids[g, len(result.centroids) :] = result.centroids[-1]
         indices[g] = result.labels
     centroids = centroids.astype(values.dtype).astype(np.float64)
     return Codebook(centroids, indices, None if granularity == "tensor" else axis, granularity, groups)
+
+
+def with_values(codebook: Codebook, values: np.ndarray) -> Codebook:
+    """``codebook``'s centroids indexing ``values`` (W's layout, each value one of its codebook's centroids)."""
+    rows = channel_rows(values, codebook.axis, codebook.group_size)
+    indices = np.empty(rows.shape, np.uint8)
+    for g, row in enumerate(rows):
+        indices[g] = np.searchsorted(codebook.centroids[g], row)
+    return Codebook(codebook.centroids, indices, codebook.axis, codebook.granularity, codebook.group_size)
+
+
+def codebook_ids(codebook: Codebook, shape: tuple[int, ...]) -> np.ndarray:
+    """The codebook (row of ``centroids``) each element of W (``shape``) uses."""
+    if codebook.axis is None:
+        return np.zeros(shape, np.int64)
+    view = [1] * len(shape)
+    view[codebook.axis] = -1
+    ids = np.arange(shape[codebook.axis]) // (codebook.group_size or 1)
+    return np.broadcast_to(ids.reshape(view), shape)
 
 
 def channels_per_codebook(channels: int, granularity: str, group_size: int) -> int:

@@ -30,6 +30,20 @@ class UniformGrid:
         values *= _expand(self.scale.astype(dtype), shape, axis, block)
         return values
 
+    def per_element(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each element's scale and zero point (0 for a symmetric grid), float64 in the grid's shape."""
+        shape = self.quantized.shape
+        scale = np.broadcast_to(_expand(self.scale.astype(np.float64), shape, self.axis, self.block_size), shape)
+        zero = 0.0 if self.zero_point is None else _expand(self.zero_point.astype(np.float64), shape, self.axis,
+                                                            self.block_size)
+        return np.ascontiguousarray(scale), np.ascontiguousarray(np.broadcast_to(zero, shape))
+
+    def with_values(self, values: np.ndarray) -> UniformGrid:
+        """This grid's scales and zero points holding ``values`` (each already one of the grid's points)."""
+        scale, zero_point = self.per_element()
+        quantized = (np.rint(values / scale) + zero_point).astype(np.int16)
+        return UniformGrid(quantized, self.scale, self.zero_point, self.axis, self.block_size)
+
 
 def integer_range(bits: int, symmetric: bool) -> tuple[int, int]:
     """The integers a grid uses: symmetric ``[-(2^(b-1)-1), 2^(b-1)-1]`` (signed, zero point 0), else unsigned."""
@@ -53,6 +67,7 @@ def quantize_uniform(
     block_size: int | None = None,
     scale_dtype: np.dtype | type = np.float32,
     clip_search: bool = True,
+    sample_weight: np.ndarray | None = None,
 ) -> UniformGrid:
     """Fit a ``bits``-bit grid to ``values`` per tensor (``axis`` None), per ``axis``, or per block.
 
@@ -60,7 +75,8 @@ def quantize_uniform(
     group keeps the clipping ratio from ``CLIP_RATIOS`` with the smallest squared error. Scales are rounded
     to ``scale_dtype`` before the values are rounded to the grid (round half to even, so rounding adds no
     bias), so dequantizing with the stored scale reproduces ``dequantize()`` exactly. An all-zero group gets
-    scale 1.
+    scale 1. ``sample_weight`` (the shape of ``values``) weighs each element's squared error in the clipping
+    search.
     """
     if block_size is not None and axis is None:
         raise ValueError("block_size needs an axis")
@@ -76,9 +92,9 @@ def quantize_uniform(
     for ratio in CLIP_RATIOS if clip_search and bits <= 4 else (1.0,):
         grid = _fit(data, bits, symmetric, axis, block_size, scale_dtype, low * ratio, high * ratio)
         if best is None:
-            best, best_error = grid, _group_error(data, grid)
+            best, best_error = grid, _group_error(data, grid, sample_weight)
             continue
-        error = _group_error(data, grid)
+        error = _group_error(data, grid, sample_weight)
         better = error < best_error
         if better.any():
             best_error = np.where(better, error, best_error)
@@ -112,11 +128,14 @@ def _fit(
     return UniformGrid(quantized, scale, zero_point, axis, block_size)
 
 
-def _group_error(data: np.ndarray, grid: UniformGrid) -> np.ndarray:
-    """Squared error per scale group (the shape of ``grid.scale``), at ``data``'s width."""
+def _group_error(data: np.ndarray, grid: UniformGrid, weight: np.ndarray | None) -> np.ndarray:
+    """Squared error (weighted by ``weight`` when given) per scale group (the shape of ``grid.scale``), at
+    ``data``'s width."""
     diff = grid.dequantize(data.dtype)
     diff -= data
     np.square(diff, out=diff)
+    if weight is not None:
+        diff *= weight
     return _reduce(diff, np.add, grid.axis, grid.block_size).astype(np.float64)
 
 

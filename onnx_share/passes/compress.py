@@ -22,13 +22,15 @@ output is byte-identical for any number of workers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import onnx_ir as ir
 
-from onnx_share.config import WeightSpec
+from onnx_share.config import OptimizeConfig, WeightSpec
 from onnx_share.ir.opset import raise_opset_to_best
 from onnx_share.ir.selection import select_weights
-from onnx_share.ir.surgery import NameScope, replace_readers, replace_weight
+from onnx_share.ir.surgery import NameScope, add_to_bias, replace_readers, replace_weight
 from onnx_share.ir.weights import WeightTensor, release
 from onnx_share.passes.base import (
     ORIGINAL_META_KEY,
@@ -40,17 +42,32 @@ from onnx_share.passes.base import (
     working_on,
 )
 from onnx_share.passes.decode import CONTRIB_DOMAIN
-from onnx_share.passes.forms import CandidateTable, Form, choose_form, gather_readers, wanted_opsets
+from onnx_share.passes.forms import CandidateTable, Fitted, Form, choose_form, gather_readers, wanted_opsets
 from onnx_share.report.data import TensorReport
 
-# A weight's table, its chosen form, and the skip row when that form would not be smaller.
-Plan = tuple[CandidateTable, Form, TensorReport | None]
+if TYPE_CHECKING:
+    from onnx_share.calibration.statistics import Statistics
+
+# A weight's table, its chosen form, the skip row when that form would not be smaller, and why the calibration
+# data could not be used for it (None when it was, or when there is none).
+Plan = tuple[CandidateTable, Form, TensorReport | None, str | None]
 
 
 class CompressPass(WeightPass):
-    """Replace every selected weight by the decode subgraph of the form its spec chooses."""
+    """Replace every selected weight by the decode subgraph of the form its spec chooses; with calibration
+    ``statistics``, fitted to the activations it multiplies (see :class:`~onnx_share.config.WeightSpec`)."""
 
     name = "compress"
+
+    def __init__(self, config: OptimizeConfig, *, progress: bool = False, statistics: Statistics | None = None
+                 ) -> None:
+        super().__init__(config, progress=progress)
+        self.statistics = statistics
+
+    @classmethod
+    def from_config(cls, config: OptimizeConfig, *, progress: bool = False, statistics: Statistics | None = None
+                    ) -> CompressPass:
+        return cls(config, progress=progress, statistics=statistics)
 
     def opsets_wanted(self, model: ir.Model) -> set[int]:
         """The default-domain opsets the selected weights' forms benefit from (native packed types,
@@ -67,7 +84,7 @@ class CompressPass(WeightPass):
                 f"a newer opset would store some weights smaller, but it is not safe to raise to "
                 f"({', '.join(blockers[:5])}); weights are stored as opset {opset} allows (see each tensor's storage)"
             )
-        plans = in_order(lambda item: self._plan(*item, opset), chosen, self.config.worker_count)
+        plans = in_order(lambda item: self._plan(*item, opset, model.graph), chosen, self.config.worker_count)
         for (weight, spec), plan in self.progress_bar(plans, total=len(chosen)):
             with working_on(weight.name):
                 result.tensors.append(self._rewrite(model, weight, spec, plan, names))
@@ -75,20 +92,22 @@ class CompressPass(WeightPass):
         result.modified = any(row.scheme is not None for row in result.tensors)
         return result
 
-    def _plan(self, weight: WeightTensor, spec: WeightSpec, opset: int) -> Plan:
+    def _plan(self, weight: WeightTensor, spec: WeightSpec, opset: int, main: ir.Graph) -> Plan:
         """The weight's table, chosen form, and the skip row when that form is not smaller; fitted unless skipped.
         Reads the graph, never changes it: plans of several weights run on worker threads."""
         with working_on(weight.name):
             original = weight.value.meta.get(ORIGINAL_META_KEY)
+            statistics = None if self.statistics is None else self.statistics.for_weight(weight, main)
             table = CandidateTable(
                 weight, opset, spec, target=self.config.target,
                 reference=None if original is None else original.numpy(), seed=self.config.seed,
+                statistics=None if isinstance(statistics, str) else statistics,
             )
             form = choose_form(table, spec)
             refused = not_smaller(weight, table.cost(form))
             if refused is None:
                 table.fit(form)
-            return table, form, refused
+            return table, form, refused, statistics if isinstance(statistics, str) else None
 
     def _rewrite(
         self,
@@ -98,7 +117,7 @@ class CompressPass(WeightPass):
         plan: Plan,
         names: NameScope,
     ) -> TensorReport:
-        table, form, refused = plan
+        table, form, refused, data_free = plan
         if refused is not None:
             return refused
         fitted = table.fit(form)
@@ -119,6 +138,9 @@ class CompressPass(WeightPass):
         if zeros_before:
             size = int(np.prod(weight.shape, dtype=np.int64))
             notes.append(f"sparsity {zeros_before / size:.1%} -> {fitted.zeros / size:.1%}")
+        if data_free is not None:
+            notes.append(f"data-free: {data_free}")
+        notes.extend(self._calibration_notes(weight, fitted, names))
         return tensor_row(
             weight,
             bytes_before=bytes_before,
@@ -130,8 +152,20 @@ class CompressPass(WeightPass):
             group_size=form.group_size,
             storage=table.storage_label(form),
             relative_error=fitted.relative_error,
+            activation_error=fitted.activation_error,
             notes=notes,
         )
+
+    @staticmethod
+    def _calibration_notes(weight: WeightTensor, fitted: Fitted, names: NameScope) -> list[str]:
+        """What the calibration data changed for this weight; corrects the bias of its consumer when asked."""
+        if not fitted.methods and fitted.bias_shift is None:
+            return []
+        done = list(fitted.methods)
+        if fitted.bias_shift is not None and weight.uses[0].node is not None:
+            problem = add_to_bias(weight.uses[0].node, fitted.bias_shift, names)
+            done.append("bias corrected" if problem is None else f"bias not corrected: {problem}")
+        return [f"calibrated: {', '.join(done)}"]
 
 
 def _wanted(chosen: list[tuple[WeightTensor, WeightSpec]]) -> set[int]:

@@ -30,13 +30,22 @@ import ml_dtypes
 import numpy as np
 import onnx_ir as ir
 
+from onnx_share.calibration.statistics import WeightStatistics
 from onnx_share.config import WeightSpec
 from onnx_share.ir.surgery import NameScope
 from onnx_share.ir.weights import WeightTensor
-from onnx_share.numerics.codebook import Codebook, channel_rows, channels_per_codebook, fit_codebook
+from onnx_share.numerics.codebook import (
+    Codebook,
+    channel_rows,
+    channels_per_codebook,
+    codebook_ids,
+    fit_codebook,
+    with_values,
+)
+from onnx_share.numerics.gptq import CodebookRounder, GridRounder, gptq_round
 from onnx_share.numerics.metrics import relative_error
 from onnx_share.numerics.packing import IndexStorage, index_storage, storage_opsets
-from onnx_share.numerics.uniform import UniformGrid, quantize_uniform
+from onnx_share.numerics.uniform import UniformGrid, integer_range, quantize_uniform
 from onnx_share.passes.base import stored_bytes
 from onnx_share.passes.decode import arithmetic_graph, codebook_graph, dequantize_graph, gather_block_graph
 
@@ -93,19 +102,25 @@ class Form:
 @dataclass(frozen=True)
 class Fitted:
     """A form fitted to the weight: its encoding, ‖W − Ŵ‖ / ‖W‖ against the weight as loaded, and the decoded
-    weight's count of exact zeros (codebooks; None for grids)."""
+    weight's count of exact zeros (codebooks; None for grids). With calibration statistics: ‖X(W − Ŵ)‖ / ‖XW‖ on
+    the held-out samples (``activation_error``), E[x]·(W − Ŵ) per output channel (``bias_shift``), and what the
+    data changed (``methods``)."""
 
     encoding: Codebook | UniformGrid
     relative_error: float
     zeros: int | None
+    activation_error: float | None = None
+    bias_shift: np.ndarray | None = None
+    methods: tuple[str, ...] = ()
 
 
 class CandidateTable:
     """The candidate forms of one weight at default-domain ``opset``, their byte costs and fits (cached).
 
     ``reference`` is the weight as loaded (errors are measured against it); the weight's current values (pruned,
-    say) are what is fitted. ``spec`` gives the k-means seeding and zero pinning, ``seed`` the k-means seed,
-    ``target`` the runtime the forms are for (:data:`~onnx_share.config.RUNTIMES`).
+    say) are what is fitted. ``spec`` gives the k-means seeding and zero pinning and what calibration
+    ``statistics`` (when given) change, ``seed`` the k-means seed, ``target`` the runtime the forms are for
+    (:data:`~onnx_share.config.RUNTIMES`).
     """
 
     def __init__(
@@ -117,8 +132,10 @@ class CandidateTable:
         target: str = "portable",
         reference: np.ndarray | None = None,
         seed: int = 0,
+        statistics: WeightStatistics | None = None,
     ) -> None:
         self.weight = weight
+        self.statistics = statistics
         self.opset = opset
         self.spec = spec
         self.target = target
@@ -192,19 +209,44 @@ class CandidateTable:
     def _fit(self, form: Form) -> Fitted:
         values = self.weight.numpy()
         reference = values if self._reference is None else self._reference
+        statistics, spec = self.statistics, self.spec
+        weights = statistics.element_weights(values.shape) if statistics is not None and spec.weighting else None
+        methods = ["activation-weighted"] if weights is not None else []
+        compensate = statistics is not None and spec.rounding == "gptq" and statistics.hessian is not None
+        encoding: Codebook | UniformGrid
         if form.scheme == "codebook":
-            codebook = fit_codebook(
+            encoding = fit_codebook(
                 values, form.clusters, form.axis, granularity=form.granularity, group_size=form.group_size or 1,
-                init=self.spec.init, pin_zero=self.spec.pin_zero, seed=self.seed,
+                init=spec.init, pin_zero=spec.pin_zero, seed=self.seed, sample_weight=weights,
             )
-            error, zeros = codebook.measure(channel_rows(reference, codebook.axis, codebook.group_size))
-            return Fitted(codebook, error, zeros)
-        grid = quantize_uniform(
-            values, form.bits, symmetric=form.symmetric, axis=form.axis, block_size=form.group_size,
-            scale_dtype=_scale_dtype(self.weight),
-        )
-        decoded = grid.dequantize(np.float32).astype(values.dtype)
-        return Fitted(grid, relative_error(reference, decoded), None)
+            if compensate:
+                assert statistics is not None and statistics.hessian is not None
+                ids = statistics.view.to_view(codebook_ids(encoding, values.shape))
+                rounded = gptq_round(statistics.view.to_view(values), statistics.hessian,
+                                     CodebookRounder(encoding.centroids, ids))
+                encoding = with_values(encoding, statistics.view.from_view(rounded, values.shape))
+            error, zeros = encoding.measure(channel_rows(reference, encoding.axis, encoding.group_size))
+            decoded = encoding.decode(values.shape)
+        else:
+            encoding = quantize_uniform(
+                values, form.bits, symmetric=form.symmetric, axis=form.axis, block_size=form.group_size,
+                scale_dtype=_scale_dtype(self.weight), sample_weight=weights,
+            )
+            if compensate:
+                assert statistics is not None and statistics.hessian is not None
+                qmin, qmax = integer_range(form.bits, form.symmetric)
+                scale, zero_point = (statistics.view.to_view(p) for p in encoding.per_element())
+                rounded = gptq_round(statistics.view.to_view(values), statistics.hessian,
+                                     GridRounder(scale, zero_point, qmin, qmax))
+                encoding = encoding.with_values(statistics.view.from_view(rounded, values.shape))
+            decoded = encoding.dequantize(np.float32).astype(values.dtype)
+            error, zeros = relative_error(reference, decoded), None
+        if statistics is None:
+            return Fitted(encoding, error, zeros)
+        if compensate:
+            methods.append("GPTQ rounding")
+        return Fitted(encoding, error, zeros, statistics.activation_error(reference, decoded),
+                      statistics.bias_shift(reference, decoded) if spec.bias_correction else None, tuple(methods))
 
 
 def requested_form(weight: WeightTensor, spec: WeightSpec, opset: int, target: str = "portable") -> Form:

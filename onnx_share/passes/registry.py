@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import onnx_ir as ir
 
@@ -19,6 +20,9 @@ from onnx_share.passes.low_rank import SplitLowRankPass
 from onnx_share.passes.prune import PruneWeightsPass
 from onnx_share.passes.share import ShareWeightsPass
 from onnx_share.report.data import PassSection, Report
+
+if TYPE_CHECKING:
+    from onnx_share.calibration.statistics import Statistics
 
 log = logging.getLogger("onnx_share")
 
@@ -72,9 +76,13 @@ class RecordedStep(ir.passes.InPlacePass):
         return ir.passes.PassResult(model, section.modified)
 
 
-def build_passes(name: str, config: OptimizeConfig, *, progress: bool = False) -> list[ir.passes.PassBase]:
-    """The passes behind pipeline step ``name``, configured from ``config``."""
-    return [cls.from_config(config, progress=progress) for cls in PASSES[name]]  # type: ignore[attr-defined]
+def build_passes(
+    name: str, config: OptimizeConfig, *, progress: bool = False, statistics: Statistics | None = None
+) -> list[ir.passes.PassBase]:
+    """The passes behind pipeline step ``name``, configured from ``config`` (``compress`` also gets the
+    calibration ``statistics``)."""
+    extra = {"statistics": statistics} if name == "compress" else {}
+    return [cls.from_config(config, progress=progress, **extra) for cls in PASSES[name]]  # type: ignore[attr-defined]
 
 
 def wanted_opset(model: ir.Model, config: OptimizeConfig) -> int | None:
@@ -86,9 +94,18 @@ def wanted_opset(model: ir.Model, config: OptimizeConfig) -> int | None:
     return max(wanted, default=None)
 
 
-def run_pipeline(model: ir.Model, config: OptimizeConfig, report: Report, *, progress: bool = False) -> None:
-    """Run ``config.pass_names`` over ``model`` in place, recording a section per pass in ``report``."""
-    steps = [RecordedStep(name, build_passes(name, config, progress=progress), report) for name in config.pass_names]
+def run_pipeline(
+    model: ir.Model,
+    config: OptimizeConfig,
+    report: Report,
+    *,
+    progress: bool = False,
+    statistics: Statistics | None = None,
+) -> None:
+    """Run ``config.pass_names`` over ``model`` in place, recording a section per pass in ``report``; ``compress``
+    uses the calibration ``statistics`` when given."""
+    steps = [RecordedStep(name, build_passes(name, config, progress=progress, statistics=statistics), report)
+             for name in config.pass_names]
     try:
         ir.passes.PassManager(steps, steps=1)(model)
     except ir.passes.PassError as exc:

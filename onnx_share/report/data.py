@@ -21,7 +21,8 @@ class TensorReport:
     A compression pass sets ``scheme`` (codebook or uniform); another pass sets ``change`` (what it did: merge,
     split, prune, fold-quantize...), with its own facts in ``details``; a tensor left alone has ``skipped``.
     ``bytes_before``/``bytes_after`` count what the pass replaced and what it stored instead;
-    ``relative_error`` is ‖W − Ŵ‖ / ‖W‖ of the rewrite (0.0 for exact ones).
+    ``relative_error`` is ‖W − Ŵ‖ / ‖W‖ of the rewrite (0.0 for exact ones); with calibration data,
+    ``activation_error`` is ‖X(W − Ŵ)‖ / ‖XW‖ over the held-out samples' activations X.
     """
 
     name: str
@@ -37,6 +38,7 @@ class TensorReport:
     group_size: int | None = None
     storage: str | None = None
     relative_error: float | None = None
+    activation_error: float | None = None
     skipped: str | None = None
     notes: list[str] = field(default_factory=list)
     change: str | None = None
@@ -157,6 +159,20 @@ class OpsetConversion:
 
 
 @dataclass
+class CalibrationReport:
+    """The calibration data and what it served: how the samples were split, the statistics gathered from the
+    original model (seconds, bytes of Gram matrices) and the weights that used them."""
+
+    split: str
+    calibration_samples: int
+    held_out_samples: int
+    seconds: float
+    gram_bytes: int
+    sites: int
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class TargetReport:
     """A deployment target's run of the rewritten model (TensorRT): did it build, how big, how fast, how close."""
 
@@ -194,6 +210,7 @@ class Report:
     targets: list[TargetReport] = field(default_factory=list)
     histograms: list[WeightHistogram] = field(default_factory=list)
     conversion: OpsetConversion | None = None
+    calibration: CalibrationReport | None = None
     kind: str = "optimize"
     schema_version: int = REPORT_SCHEMA_VERSION
 

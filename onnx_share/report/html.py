@@ -21,7 +21,7 @@ from onnx_share.report.data import (
     ValidationReport,
     WeightHistogram,
 )
-from onnx_share.report.text import SMOKE_TEST_NOTE, size
+from onnx_share.report.text import SMOKE_TEST_NOTE, calibration_line, size
 
 SIZE_CHART_ROWS = 15
 TABLE_ROWS = 40
@@ -115,6 +115,8 @@ def _facts(report: Report | CompareReport) -> str:
         weights_after = sum(t.bytes_after for t in compressed)
         facts.append(("rewritten weights", f"{len(compressed)} tensors, {size(weights_before)} → "
                                            f"{size(weights_after)}"))
+    if isinstance(report, Report):
+        facts.append(("calibration", calibration_line(report.calibration)))
     if report.timings_s:
         facts.append(("time", ", ".join(f"{k} {v:.2f}s" for k, v in report.timings_s.items())))
     stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -211,12 +213,14 @@ def _sizes_section(tensors: Sequence[TensorReport]) -> str:
             how += f" / {t.granularity}"
         ratio = f"{t.bytes_before / t.bytes_after:.1f}×" if t.bytes_after else "—"
         rel = "" if t.relative_error is None else f"{t.relative_error:.4f}"
+        activation = "" if t.activation_error is None else f"{t.activation_error:.4f}"
         rows.append([t.name, ",".join(t.consumers), str(t.shape), t.dtype, how, t.storage or "", size(t.bytes_before),
-                     size(t.bytes_after), ratio, rel])
-    headers = ["tensor", "ops", "shape", "dtype", "how", "storage", "before", "after", "ratio", "rel. error"]
+                     size(t.bytes_after), ratio, rel, activation])
+    headers = ["tensor", "ops", "shape", "dtype", "how", "storage", "before", "after", "ratio", "rel. error",
+               "act. error (held out)"]
     more = (f'<p class="muted">… and {len(changed) - TABLE_ROWS} more changed tensors (all in the JSON report).</p>'
             if len(changed) > TABLE_ROWS else "")
-    return chart + _table(headers, rows, numeric={6, 7, 8, 9}) + more + _skipped_table(tensors)
+    return chart + _table(headers, rows, numeric={6, 7, 8, 9, 10}) + more + _skipped_table(tensors)
 
 
 def _skipped_table(tensors: Sequence[TensorReport]) -> str:

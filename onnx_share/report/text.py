@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from onnx_share.report.data import CompareReport, OutputStats, Report, TargetReport, ValidationReport
+from onnx_share.report.data import (
+    CalibrationReport,
+    CompareReport,
+    OutputStats,
+    Report,
+    TargetReport,
+    ValidationReport,
+)
 
 
 def summary(report: Report | CompareReport) -> str:
@@ -14,13 +21,17 @@ def optimize_summary(report: Report, top: int = 10) -> str:
     """A readable account: biggest compressed tensors, skip reasons, totals, validation."""
     lines = []
     compressed = sorted(report.compressed, key=lambda t: -t.bytes_before)
+    measured = any(t.activation_error is not None for t in compressed)
     if compressed:
-        lines.append(f"{'tensor':<40} {'ops':<14} {'scheme':<16} {'before':>10} {'after':>10} {'rel.err':>8}")
+        lines.append(f"{'tensor':<40} {'ops':<14} {'scheme':<16} {'before':>10} {'after':>10} {'rel.err':>8}"
+                     + (f" {'act.err':>8}" if measured else ""))
         for t in compressed[:top]:
             scheme = f"{t.scheme}{t.bits}/{t.granularity}"
+            activation = "" if not measured else (
+                f" {'-':>8}" if t.activation_error is None else f" {t.activation_error:>8.4f}")
             lines.append(
                 f"{clip(t.name, 40):<40} {clip(','.join(t.consumers), 14):<14} {scheme:<16} "
-                f"{size(t.bytes_before):>10} {size(t.bytes_after):>10} {t.relative_error:>8.4f}"
+                f"{size(t.bytes_before):>10} {size(t.bytes_after):>10} {t.relative_error:>8.4f}{activation}"
             )
         if len(compressed) > top:
             lines.append(f"... and {len(compressed) - top} more compressed tensors")
@@ -48,6 +59,9 @@ def optimize_summary(report: Report, top: int = 10) -> str:
                 f"pass {section.name}: {section.count} change(s), {size(section.bytes_before)} -> "
                 f"{size(section.bytes_after)}, max rel. weight error {section.max_relative_error:.4g}"
             )
+    lines.append(f"calibration: {calibration_line(report.calibration)}")
+    if report.calibration is not None:
+        lines.extend(f"calibration note: {n}" for n in report.calibration.notes)
     lines.extend(f"note: {n}" for n in report.notes)
     if report.validation is not None:
         lines.extend(validation_lines(report.validation))
@@ -56,6 +70,14 @@ def optimize_summary(report: Report, top: int = 10) -> str:
     if report.timings_s:
         lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings_s.items()))
     return "\n".join(lines)
+
+
+def calibration_line(calibration: CalibrationReport | None) -> str:
+    """One line on the calibration data: how it was split and what its statistics cost, or that there was none."""
+    if calibration is None:
+        return "none (data-free: weights fitted on their own values; give --data to fit them to real activations)"
+    return (f"{calibration.split}; activations of {calibration.sites} site(s) measured in {calibration.seconds:.1f}s, "
+            f"{size(calibration.gram_bytes)} of XᵀX")
 
 
 def compare_summary(report: CompareReport) -> str:

@@ -1,0 +1,144 @@
+"""The samples calibration runs on: read from ``.npz`` files or folders of them (or given as feed dicts), checked
+against the model's inputs, and split into calibration and held-out samples by a seeded shuffle.
+
+A file holds one sample per array set, named after the model inputs, unless its arrays carry a leading sample axis:
+an array of one more dimension than its input is that many samples, and so is a first dimension above 1 where the
+model fixes that dimension to 1. Other arrays are one sample each (a batch the model takes as it is).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from onnx_share.check.feeds import as_input_dtype, input_metadata, load_inputs
+from onnx_share.errors import OnnxShareError
+
+Sample = dict[str, np.ndarray]
+# Samples calibration runs on when the user does not say (the rest are held out for validation).
+DEFAULT_CALIBRATION_SAMPLES = 32
+
+
+@dataclass
+class Split:
+    """The samples that tune the weights and the ones held out to measure them, and how they were split."""
+
+    calibration: list[Sample]
+    held_out: list[Sample]
+    description: str
+    notes: list[str]
+
+
+def data_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """``.npz`` files named, and those in folders named (sorted); a path that is neither is an error."""
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = sorted(path.glob("*.npz"))
+            if not found:
+                raise OnnxShareError(f"data folder {path} holds no .npz file")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise OnnxShareError(f"data {path}: no such file or folder")
+    return files
+
+
+def read_samples(model: onnx.ModelProto, paths: Sequence[str | os.PathLike]) -> tuple[list[Sample], list[str]]:
+    """Every sample in the ``.npz`` files or folders ``paths`` (see the module docstring), and notes on how they
+    were read."""
+    files = data_files(paths)
+    samples: list[Sample] = []
+    notes: list[str] = []
+    for path, arrays in zip(files, load_inputs(files), strict=True):
+        samples.extend(_samples_of(model, arrays, path, notes))
+    return samples, sorted(set(notes))
+
+
+def checked_samples(model: onnx.ModelProto, given: Iterable[Mapping[str, np.ndarray]]) -> list[Sample]:
+    """Feed dicts from the Python API, one sample each, checked like samples read from files."""
+    notes: list[str] = []
+    metadata = input_metadata(model, {})
+    samples = []
+    for number, feed in enumerate(given):
+        samples.append(_checked(metadata, feed, f"sample {number}", notes))
+    return samples
+
+
+def split_samples(samples: Sequence[Sample], calibration: int, seed: int) -> Split:
+    """Shuffle ``samples`` with ``seed``; the first ``calibration`` tune the weights and the rest are held out. With
+    no more samples than that, a quarter (at least one) is held out; a single sample serves both, and a note says
+    so."""
+    if not samples:
+        raise OnnxShareError("the calibration data holds no sample")
+    order = np.random.default_rng(seed).permutation(len(samples))
+    shuffled = [samples[i] for i in order]
+    notes = []
+    count = calibration
+    if len(shuffled) == 1:
+        notes.append("one sample: it calibrates and validates, so validation is not on held-out data")
+        return Split(shuffled, shuffled, "1 sample, used for calibration and validation", notes)
+    if len(shuffled) <= calibration:
+        count = len(shuffled) - max(1, len(shuffled) // 4)
+        notes.append(f"{len(shuffled)} samples, not more than {calibration}: {len(shuffled) - count} held out for "
+                     "validation")
+    description = (f"{len(shuffled)} samples shuffled with seed {seed}: {count} for calibration, "
+                   f"{len(shuffled) - count} held out")
+    return Split(shuffled[:count], shuffled[count:], description, notes)
+
+
+def _samples_of(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray], path: Path, notes: list[str]
+                ) -> list[Sample]:
+    metadata = input_metadata(model, {})
+    missing = [name for name in metadata if name not in arrays]
+    if missing:
+        raise OnnxShareError(f"data {path} has no array for model input(s) {', '.join(missing)}")
+    counts = {name: _sample_count(arrays[name], dims) for name, (_, dims) in metadata.items()}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{name!r} {count}" for name, count in counts.items())
+        raise OnnxShareError(f"data {path}: the arrays hold different numbers of samples ({listed})")
+    count = next(iter(counts.values()), 1)
+    if count == 1 and all(arrays[name].ndim == len(dims) for name, (_, dims) in metadata.items()):
+        return [_checked(metadata, arrays, str(path), notes)]
+    samples = []
+    for index in range(count):
+        feed = {}
+        for name, (_, dims) in metadata.items():
+            array = arrays[name]
+            feed[name] = array[index] if array.ndim == len(dims) + 1 else array[index : index + 1]
+        samples.append(_checked(metadata, feed, f"{path} sample {index}", notes))
+    return samples
+
+
+def _sample_count(array: np.ndarray, dims: list[int | str]) -> int:
+    """Samples an array holds: its leading axis when it has one dimension more than the input, or when the input's
+    first dimension is fixed to 1 and the array's is larger; else 1."""
+    if array.ndim == len(dims) + 1:
+        return int(array.shape[0])
+    if array.ndim and dims and dims[0] == 1 and array.shape[0] > 1:
+        return int(array.shape[0])
+    return 1
+
+
+def _checked(metadata: Mapping[str, tuple[np.dtype, list[int | str]]], feed: Mapping[str, np.ndarray], where: str,
+             notes: list[str]) -> Sample:
+    sample = {}
+    for name, (dtype, dims) in metadata.items():
+        if name not in feed:
+            raise OnnxShareError(f"{where} has no array for model input {name!r}")
+        array = np.asarray(feed[name])
+        if array.ndim != len(dims):
+            raise OnnxShareError(f"{where}: array {name!r} has shape {list(array.shape)}, the model input has "
+                                 f"{len(dims)} dimensions {dims}")
+        fixed = [(d, n) for d, n in zip(dims, array.shape, strict=True) if isinstance(d, int) and d >= 0]
+        if any(d != n for d, n in fixed):
+            raise OnnxShareError(f"{where}: array {name!r} has shape {list(array.shape)}, the model input is {dims}")
+        sample[name] = as_input_dtype(array, dtype, name, where, notes)
+    return sample

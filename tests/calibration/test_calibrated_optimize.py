@@ -1,0 +1,156 @@
+"""``optimize`` with calibration data: samples read and split, weights fitted to their activations, biases
+corrected, validation on the held-out samples, and one-line errors for bad data."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnx.helper as oh
+import pytest
+from helpers import make_model, run, tensor_info
+
+from onnx_share.api import optimize
+from onnx_share.calibration.data import read_samples, split_samples
+from onnx_share.errors import OnnxShareError
+
+FLOAT = onnx.TensorProto.FLOAT
+
+
+def correlated(rng: np.random.Generator, rows: int, features: int) -> np.ndarray:
+    mixing = rng.standard_normal((features, features)) * rng.uniform(0.05, 3.0, features)
+    return (rng.standard_normal((rows, features)) @ mixing + rng.uniform(-2, 2, features)).astype(np.float32)
+
+
+def dense_model(rng: np.random.Generator, features: int = 64, outputs: int = 96) -> onnx.ModelProto:
+    nodes = [oh.make_node("MatMul", ["x", "w"], ["m"]), oh.make_node("Add", ["m", "b"], ["y"])]
+    initializers = {"w": rng.standard_normal((features, outputs)).astype(np.float32),
+                    "b": rng.standard_normal(outputs).astype(np.float32)}
+    return make_model(nodes, [tensor_info("x", FLOAT, ["n", features])], [tensor_info("y", FLOAT, ["n", outputs])],
+                      initializers)
+
+
+def conv_model(rng: np.random.Generator) -> onnx.ModelProto:
+    """A Conv without bias followed by a Gemm with alpha and beta: bias correction creates B and scales C."""
+    nodes = [oh.make_node("Conv", ["x", "k"], ["c"], pads=[1, 1, 1, 1]),
+             oh.make_node("Flatten", ["c"], ["f"]),
+             oh.make_node("Gemm", ["f", "g", "gb"], ["y"], alpha=0.5, beta=2.0)]
+    initializers = {"k": rng.standard_normal((32, 16, 3, 3)).astype(np.float32),
+                    "g": rng.standard_normal((32 * 16, 40)).astype(np.float32),
+                    "gb": rng.standard_normal(40).astype(np.float32)}
+    return make_model(nodes, [tensor_info("x", FLOAT, ["n", 16, 4, 4])], [tensor_info("y", FLOAT, ["n", 40])],
+                      initializers)
+
+
+def output_error(model: onnx.ModelProto, rewritten: onnx.ModelProto, feeds) -> float:
+    errors = [np.linalg.norm(run(model, f)[0] - run(rewritten, f)[0]) / np.linalg.norm(run(model, f)[0])
+              for f in feeds]
+    return float(np.mean(errors))
+
+
+def proto(result) -> onnx.ModelProto:
+    import onnx_ir as ir
+
+    return ir.to_proto(result.model)
+
+
+@pytest.mark.parametrize("scheme", ["codebook", "uniform"])
+def test_calibrated_weights_beat_data_free_on_held_out_samples(scheme: str) -> None:
+    rng = np.random.default_rng(0)
+    model = dense_model(rng)
+    samples = [{"x": correlated(np.random.default_rng(7), 32, 64)} for _ in range(12)]
+    config = {"default": {"scheme": scheme, "bits": 4, "granularity": "channel"}, "min_elements": 1,
+              "calibration": {"samples": 8}}
+    calibrated = optimize(model, config, data=samples)
+    data_free = optimize(model, config)
+    held_out = calibrated.held_out.samples
+    assert len(held_out) == 4 and calibrated.report.calibration.calibration_samples == 8
+    row = next(t for t in calibrated.report.tensors if t.name == "w")
+    assert row.activation_error is not None and any(n.startswith("calibrated: ") for n in row.notes)
+    assert output_error(model, proto(calibrated), held_out) < 0.8 * output_error(model, proto(data_free), held_out)
+
+
+@pytest.mark.parametrize("build", [dense_model, conv_model])
+def test_bias_correction_removes_the_mean_output_shift(build) -> None:
+    rng = np.random.default_rng(1)
+    model = build(rng)
+    shape = [d.dim_value or 64 for d in model.graph.input[0].type.tensor_type.shape.dim]
+    sample = {"x": (rng.standard_normal(shape) + 1.5).astype(np.float32)}
+    config = {"default": {"bits": 3, "rounding": "nearest"}, "min_elements": 1}
+    corrected = proto(optimize(model, {**config, "passes": ["compress"]}, data=[sample]))
+    plain = proto(optimize(model, {**config, "passes": ["compress"], "default": {**config["default"],
+                                                                                "bias_correction": False}},
+                           data=[sample]))
+    # The first layer sees the original input, so its mean shift is removed exactly.
+    first = model.graph.node[0].output[0]
+    from helpers import with_outputs
+
+    def first_output(m):
+        return run(with_outputs(m, [first]), sample)[-1]
+
+    reference = first_output(model)
+    axes = (0, 2, 3) if reference.ndim == 4 else (0,)
+    if build is dense_model:  # the MatMul's Add carries the correction: compare after it
+        reference, shifted, uncorrected = (run(m, sample)[0] for m in (model, corrected, plain))
+    else:
+        shifted, uncorrected = first_output(corrected), first_output(plain)
+    assert np.abs((reference - uncorrected).mean(axis=axes)).max() > 1e-3
+    np.testing.assert_allclose((reference - shifted).mean(axis=axes), 0.0, atol=2e-5)
+
+
+def test_one_sample_calibrates_and_validates_with_a_note(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    model = dense_model(rng)
+    result = optimize(model, {"default": {"bits": 4}, "min_elements": 1}, data=[{"x": correlated(rng, 16, 64)}])
+    assert result.report.calibration.held_out_samples == 1
+    assert any("not on held-out data" in n for n in result.report.calibration.notes)
+    result.save(tmp_path / "out.onnx")
+    validation = result.validate()
+    assert validation.samples == 1 and not validation.synthetic and "held-out" in validation.inputs
+
+
+def test_files_folders_and_sample_axes_are_read_and_split(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    model = dense_model(rng)
+    np.savez(tmp_path / "a.npz", x=correlated(rng, 5, 64))  # one sample, batch 5
+    folder = tmp_path / "more"
+    folder.mkdir()
+    np.savez(folder / "b.npz", x=correlated(rng, 3 * 2, 64).reshape(3, 2, 64))  # 3 samples of batch 2
+    samples, _ = read_samples(model, [tmp_path / "a.npz", folder])
+    assert [s["x"].shape for s in samples] == [(5, 64), (2, 64), (2, 64), (2, 64)]
+    split = split_samples(samples, 2, seed=0)
+    assert (len(split.calibration), len(split.held_out)) == (2, 2)
+    again = split_samples(samples, 2, seed=0)
+    assert all(np.array_equal(a["x"], b["x"]) for a, b in zip(split.calibration, again.calibration, strict=True))
+    few = split_samples(samples, 32, seed=0)
+    assert (len(few.calibration), len(few.held_out)) == (3, 1) and few.notes
+
+
+def test_a_fixed_batch_of_one_splits_a_larger_first_axis(tmp_path) -> None:
+    nodes = [oh.make_node("MatMul", ["x", "w"], ["y"])]
+    model = make_model(nodes, [tensor_info("x", FLOAT, [1, 8])], [tensor_info("y", FLOAT, [1, 4])],
+                       {"w": np.ones((8, 4), np.float32)})
+    np.savez(tmp_path / "s.npz", x=np.ones((6, 8), np.float32))
+    samples, _ = read_samples(model, [tmp_path / "s.npz"])
+    assert len(samples) == 6 and samples[0]["x"].shape == (1, 8)
+
+
+@pytest.mark.parametrize(("arrays", "message"), [
+    ({"y": np.ones((2, 64), np.float32)}, "has no array for model input(s) x"),
+    ({"x": np.ones((2, 63), np.float32)}, "the model input is"),
+    ({"x": np.ones((2, 64), np.complex64)}, "the model takes float32"),
+])
+def test_bad_data_is_a_one_line_error_naming_the_file(tmp_path, arrays, message) -> None:
+    model = dense_model(np.random.default_rng(4))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(OnnxShareError, match="bad.npz") as info:
+        optimize(model, {"calibration": {"data": [str(tmp_path / "bad.npz")]}})
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_data_paths_and_empty_folders_are_errors(tmp_path) -> None:
+    model = dense_model(np.random.default_rng(5))
+    with pytest.raises(OnnxShareError, match="no such file or folder"):
+        optimize(model, {"calibration": {"data": [str(tmp_path / "nothing")]}})
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OnnxShareError, match="holds no .npz file"):
+        optimize(model, {"calibration": {"data": [str(tmp_path / "empty")]}})
