@@ -1,9 +1,10 @@
 """The samples calibration runs on: read from ``.npz`` files or folders of them (or given as feed dicts), checked
 against the model's inputs, and split into calibration and held-out samples by a seeded shuffle.
 
-A file holds one sample per array set, named after the model inputs, unless its arrays carry a leading sample axis:
-an array of one more dimension than its input is that many samples, and so is a first dimension above 1 where the
-model fixes that dimension to 1. Other arrays are one sample each (a batch the model takes as it is).
+A file holds arrays named after the model inputs (others are ignored); their leading axis holds the samples when
+an array has one more dimension than its input, or when the input's first dimension is a batch: fixed to 1, or
+dynamic and not named like a sequence (``seq``, ``time``, ``len``, ``step``, ``frame``, ``token``). Each sample then
+keeps a batch of 1. Otherwise the file is one sample, run as it is.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from onnx_share.check.feeds import as_input_dtype, input_metadata, load_inputs
 from onnx_share.errors import OnnxShareError
 
 Sample = dict[str, np.ndarray]
-# Samples calibration runs on when the user does not say (the rest are held out for validation).
-DEFAULT_CALIBRATION_SAMPLES = 32
+# Words in the name of a dynamic first dimension that make it a sequence, not a batch of samples.
+SEQUENCE_WORDS = ("seq", "time", "len", "step", "frame", "token")
 
 
 @dataclass
@@ -107,6 +108,8 @@ def _samples_of(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray], path: 
     count = next(iter(counts.values()), 1)
     if count == 1 and all(arrays[name].ndim == len(dims) for name, (_, dims) in metadata.items()):
         return [_checked(metadata, arrays, str(path), notes)]
+    if count > 1:
+        notes.append(f"data {path}: {count} samples along the first axis of its arrays")
     samples = []
     for index in range(count):
         feed = {}
@@ -119,12 +122,19 @@ def _samples_of(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray], path: 
 
 def _sample_count(array: np.ndarray, dims: list[int | str]) -> int:
     """Samples an array holds: its leading axis when it has one dimension more than the input, or when the input's
-    first dimension is fixed to 1 and the array's is larger; else 1."""
+    first dimension is a batch (see the module docstring); else 1."""
     if array.ndim == len(dims) + 1:
         return int(array.shape[0])
-    if array.ndim and dims and dims[0] == 1 and array.shape[0] > 1:
+    if array.ndim and dims and array.ndim == len(dims) and _is_batch(dims[0]):
         return int(array.shape[0])
     return 1
+
+
+def _is_batch(dim: int | str) -> bool:
+    """Whether an input's first dimension counts samples: fixed to 1, or dynamic and not named like a sequence."""
+    if isinstance(dim, str):
+        return not any(word in dim.lower() for word in SEQUENCE_WORDS)
+    return dim in (1, -1)
 
 
 def _checked(metadata: Mapping[str, tuple[np.dtype, list[int | str]]], feed: Mapping[str, np.ndarray], where: str,

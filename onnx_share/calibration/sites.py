@@ -83,9 +83,9 @@ class Site:
         return (self.kind, self.activation, self.groups, self.features, self.geometry)
 
     def rows(self, activation: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One run's activation as rows [groups, n, features] in float64 (a convolution: patches at up to
+        """One run's activation as rows [groups, n, features] in float32 (a convolution: patches at up to
         :data:`MAX_PATCHES` positions drawn from ``rng``)."""
-        data = np.asarray(activation, np.float64)
+        data = np.asarray(activation, np.float32)
         if self.kind == "matmul":
             return data.reshape(1, -1, self.features)
         if self.kind == "gemm":

@@ -47,11 +47,15 @@ class Moments:
         return cls(0, zeros, zeros.copy(), np.zeros((groups, features, features)) if gram else None)
 
     def add(self, rows: np.ndarray) -> None:
+        """Add one run's rows [G, n, d] (float32: each run's products in float32, the sums in float64)."""
         self.count += rows.shape[1]
-        self.total += rows.sum(axis=1)
-        self.square += np.einsum("gnd,gnd->gd", rows, rows)
+        self.total += rows.sum(axis=1, dtype=np.float64)
         if self.gram is not None:
-            self.gram += np.matmul(rows.transpose(0, 2, 1), rows)
+            gram = np.matmul(rows.transpose(0, 2, 1), rows)
+            self.gram += gram
+            self.square += np.diagonal(gram, axis1=1, axis2=2)
+        else:
+            self.square += np.square(rows, dtype=np.float64).sum(axis=1)
 
     def __iadd__(self, other: Moments) -> Moments:
         self.count += other.count

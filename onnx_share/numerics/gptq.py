@@ -29,12 +29,12 @@ class CodebookRounder:
     centroids: np.ndarray
     codebook: np.ndarray
 
-    def __call__(self, group: int, row: int, values: np.ndarray) -> np.ndarray:
-        ids = self.codebook[group, row]
-        table = self.centroids[ids]  # [out, k]
-        midpoints = (table[:, 1:] + table[:, :-1]) * 0.5
-        index = np.count_nonzero(midpoints < values[:, None], axis=1)
-        return table[np.arange(len(values)), index]
+    def __call__(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``values`` [G, out] of row ``rows[g]`` of each group g, rounded."""
+        table = self.centroids[self.codebook[np.arange(len(rows)), rows]]  # [G, out, k]
+        midpoints = (table[..., 1:] + table[..., :-1]) * 0.5
+        index = np.count_nonzero(midpoints < values[..., None], axis=-1)
+        return np.take_along_axis(table, index[..., None], axis=-1)[..., 0]
 
 
 @dataclass(frozen=True)
@@ -47,68 +47,60 @@ class GridRounder:
     qmin: int
     qmax: int
 
-    def __call__(self, group: int, row: int, values: np.ndarray) -> np.ndarray:
-        scale, zero_point = self.scale[group, row], self.zero_point[group, row]
+    def __call__(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """``values`` [G, out] of row ``rows[g]`` of each group g, rounded."""
+        groups = np.arange(len(rows))
+        scale, zero_point = self.scale[groups, rows], self.zero_point[groups, rows]
         steps = np.clip(np.rint(values / scale) + zero_point, self.qmin, self.qmax)
         return (steps - zero_point) * scale
 
 
 def gptq_round(view: np.ndarray, hessian: np.ndarray, rounder: CodebookRounder | GridRounder) -> np.ndarray:
     """``view`` [G, d, out] rounded by ``rounder`` with GPTQ error compensation on ``hessian`` [G, d, d] (XᵀX per
-    group); every returned value is one ``rounder`` gives. Rows whose input never fires (H[i, i] = 0) are rounded
-    to nearest: no output depends on them."""
-    rounded = np.empty(view.shape, np.float64)
-    for group in range(view.shape[0]):
-        rounded[group] = _round_group(view[group].astype(np.float64), hessian[group].astype(np.float64), group,
-                                      rounder)
-    return rounded
-
-
-def _round_group(weights: np.ndarray, hessian: np.ndarray, group: int, rounder: CodebookRounder | GridRounder
-                 ) -> np.ndarray:
-    rows = weights.shape[0]
-    diagonal = np.diag(hessian).copy()
-    live = diagonal > 0
-    order = np.argsort(-diagonal, kind="stable")  # act order: the rows that matter most first
-    hessian = hessian[np.ix_(order, order)]
-    weights = weights[order].copy()
-    dead = ~live[order]
-    hessian[dead, :] = 0.0
-    hessian[:, dead] = 0.0
-    hessian[dead, dead] = 1.0
+    group), all groups at once; every returned value is one ``rounder`` gives. Rows whose input never fires
+    (H[i, i] = 0) are rounded to nearest: no output depends on them."""
+    rows = view.shape[1]
+    diagonal = np.diagonal(hessian, axis1=1, axis2=2)
+    order = np.argsort(-diagonal, axis=1, kind="stable")  # act order: the rows that matter most first
+    hessian = np.take_along_axis(np.take_along_axis(hessian.astype(np.float64), order[:, :, None], 1),
+                                 order[:, None, :], 2)
+    weights = np.take_along_axis(view.astype(np.float64), order[:, :, None], 1)
+    dead = np.take_along_axis(diagonal, order, 1) <= 0
+    hessian[np.broadcast_to(dead[:, :, None], hessian.shape)] = 0.0
+    hessian[np.broadcast_to(dead[:, None, :], hessian.shape)] = 0.0
+    hessian[:, np.arange(rows), np.arange(rows)] += dead
     factor = _inverse_cholesky(hessian)
     rounded = np.empty_like(weights)
     for start in range(0, rows, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, rows)
-        block = weights[start:stop].copy()
+        block = weights[:, start:stop].copy()
         errors = np.zeros_like(block)
-        inverse = factor[start:stop, start:stop]
+        inverse = factor[:, start:stop, start:stop]
         for i in range(stop - start):
-            values = rounder(group, int(order[start + i]), block[i])
-            rounded[start + i] = values
-            if dead[start + i]:
-                continue
-            error = (block[i] - values) / inverse[i, i]
-            block[i + 1 :] -= np.outer(inverse[i, i + 1 :], error)
-            errors[i] = error
-        weights[stop:] -= factor[start:stop, stop:].T @ errors
+            values = rounder(order[:, start + i], block[:, i])
+            rounded[:, start + i] = values
+            error = (block[:, i] - values) / inverse[:, i, i, None]
+            error[dead[:, start + i]] = 0.0
+            block[:, i + 1 :] -= inverse[:, i, i + 1 :, None] * error[:, None, :]
+            errors[:, i] = error
+        weights[:, stop:] -= np.matmul(factor[:, start:stop, stop:].transpose(0, 2, 1), errors)
     result = np.empty_like(rounded)
-    result[order] = rounded
+    np.put_along_axis(result, order[:, :, None], rounded, 1)
     return result
 
 
 def _inverse_cholesky(hessian: np.ndarray) -> np.ndarray:
-    """The upper Cholesky factor of (H + λI)⁻¹, λ = :data:`DAMPING` × mean(diag H), raised tenfold until H + λI
-    factorises."""
-    damping = DAMPING * float(np.mean(np.diag(hessian)))
-    identity = np.eye(len(hessian))
+    """Per group, the upper Cholesky factor of (H + λI)⁻¹, λ = :data:`DAMPING` × mean(diag H), raised tenfold
+    until every H + λI factorises."""
+    damping = DAMPING * np.mean(np.diagonal(hessian, axis1=1, axis2=2), axis=1)
+    identity = np.eye(hessian.shape[1])
     for _ in range(8):
         try:
-            lower = np.linalg.cholesky(hessian + damping * identity)
+            lower = np.linalg.cholesky(hessian + damping[:, None, None] * identity)
             inverse = np.linalg.inv(lower)
-            return np.linalg.cholesky(inverse.T @ inverse).T
+            return np.linalg.cholesky(np.matmul(inverse.transpose(0, 2, 1), inverse)).transpose(0, 2, 1)
         except np.linalg.LinAlgError:
-            damping *= 10.0
+            damping = damping * 10.0
     raise np.linalg.LinAlgError("the input statistics do not factorise even with heavy damping")
 
 

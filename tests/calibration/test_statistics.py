@@ -9,6 +9,7 @@ import onnx.helper as oh
 import pytest
 from helpers import make_model, run, tensor_info, with_outputs
 
+from onnx_share.calibration.sites import MAX_PATCHES
 from onnx_share.calibration.statistics import Moments, collect_statistics
 from onnx_share.config import OptimizeConfig
 from onnx_share.io.load import load_model
@@ -59,12 +60,10 @@ def test_each_site_rows_times_its_view_give_the_layer_output() -> None:
         entry = statistics.for_weight(weight, loaded.graph)
         assert not isinstance(entry, str), entry
         site = entry.site
-        import onnx_share.calibration.sites as sites
-
         rows = site.rows(x[weight.name], np.random.default_rng(0))
         product = np.matmul(rows, entry.view.to_view(weight.numpy().astype(np.float64)))
         if weight.name == "conv_w":
-            assert sites.MAX_PATCHES >= rows.shape[1]  # every position: the product is the whole conv output
+            assert rows.shape[1] <= MAX_PATCHES  # every position: the product is the whole conv output
             expected = outputs["c"].transpose(0, 2, 3, 1).reshape(-1, 2, 3).transpose(1, 0, 2)
         elif weight.name == "gemm_w":
             expected = (outputs["f"] @ weight.numpy().T)[None]
@@ -86,7 +85,7 @@ def test_statistics_streamed_in_batches_equal_statistics_at_once() -> None:
         if weight.name == "conv_w":
             continue  # patches: positions are drawn per run (below MAX_PATCHES all of them; compared next)
         for field in ("hessian", "diagonal", "mean"):
-            np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(getattr(a, field), getattr(b, field), rtol=1e-4, atol=1e-4)  # float32 products
 
 
 def test_moments_added_in_parts_equal_moments_of_the_whole() -> None:
