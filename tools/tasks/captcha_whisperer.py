@@ -4,7 +4,8 @@ Preprocessing and decoding follow the wheel's ``preprocess.py`` and ``recognizer
 (bilinear), BGR, CHW, values 0..255 (no scaling); output (T=20, N, 37), greedy CTC over labels 1..36 (label 0 is
 never emitted), blank 36. Images: 4-6 characters from 0-9A-Z in DejaVu fonts with per-character jitter,
 rotation and colour, noise dots, arcs and a light background, 160x60 (the geometry of the ``captcha`` library's
-``ImageCaptcha``). Score: fraction of images whose whole string is read exactly.
+``ImageCaptcha``). Score: fraction of images whose whole string is read exactly. Calibration: 32 more captchas from
+another seed, one preprocessed image [1, 3, 60, 160] per file.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.common import data_dir, font, session
+from tasks.common import calibration_folder, data_dir, font, session
 
 PACKAGE = "captcha-whisperer"
 MODELS = ["captcha_whisperer/models/captcha_crnn.onnx"]
 METRIC = "exact-string accuracy, 300 rendered captchas"
 LABELS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_"
 BLANK, TIME_STEPS, N_IMAGES = 36, 20, 300
+INPUT, SEED, CALIBRATION_SEED = "image", 1234, 4321
 FONTS = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf"]
 
 
@@ -49,18 +51,35 @@ def render(text: str, rng: np.random.Generator):
     return image.filter(ImageFilter.SMOOTH)
 
 
+def captcha(rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """A random 4-6 character string and its rendered RGB image [60, 160, 3] uint8."""
+    text = "".join(rng.choice(list(LABELS[:36]), int(rng.integers(4, 7))))
+    return text, np.asarray(render(text, rng), dtype=np.uint8)
+
+
 def generate(force: bool = False) -> Path:
     path = data_dir("captcha_whisperer") / "captchas.npz"
     if path.exists() and not force:
         return path
-    rng = np.random.default_rng(1234)
-    texts, images = [], []
-    for _ in range(N_IMAGES):
-        text = "".join(rng.choice(list(LABELS[:36]), int(rng.integers(4, 7))))
-        texts.append(text)
-        images.append(np.asarray(render(text, rng), dtype=np.uint8))
+    rng = np.random.default_rng(SEED)
+    texts, images = zip(*(captcha(rng) for _ in range(N_IMAGES)), strict=True)
     np.savez_compressed(path, images=np.stack(images), texts=np.array(texts))
     return path
+
+
+def prep(images: np.ndarray) -> np.ndarray:
+    """RGB uint8 [N, 60, 160, 3] -> the model input: BGR float32 [N, 3, 60, 160], values 0..255."""
+    return np.ascontiguousarray(images[..., ::-1].astype(np.float32).transpose(0, 3, 1, 2))
+
+
+def calibration_data(relative_model: str, n: int = 32) -> Path:
+    """n captchas rendered as ``generate`` does but from CALIBRATION_SEED, one ``{INPUT: [1, 3, 60, 160]}`` per file."""
+    def feeds():
+        rng = np.random.default_rng(CALIBRATION_SEED)
+        for _ in range(n):
+            yield {INPUT: prep(captcha(rng)[1][None])}
+
+    return calibration_folder("captcha_whisperer", MODELS, relative_model, n, feeds)
 
 
 def decode(logits: np.ndarray) -> list[str]:
@@ -79,11 +98,10 @@ def decode(logits: np.ndarray) -> list[str]:
 
 def predict(model_path, images: np.ndarray) -> list[str]:
     sess = session(model_path)
-    name = sess.get_inputs()[0].name
-    x = np.ascontiguousarray(images[..., ::-1].astype(np.float32).transpose(0, 3, 1, 2))
+    x = prep(images)
     texts = []
     for i in range(0, len(x), 50):
-        texts += decode(sess.run(None, {name: x[i:i + 50]})[0])
+        texts += decode(sess.run(None, {INPUT: x[i:i + 50]})[0])
     return texts
 
 

@@ -8,7 +8,8 @@ Inference follows the wheel's ``audio_processing.py`` (``Resnet50_Arc_loss``): 1
 (cos + 1) / 2. Speech: the 7 hotwords (alexa, balloon, computer, lights off, lights on, mobile, mycroft) spoken
 by espeak-ng with 6 voices at 2 rates, resampled by sox, centred in the 1.5 s window. Score: accuracy of the
 best-scoring hotword over the 84 clips (the references stay the float model's, as a deployment keeps them).
-Needs ``apt-get install espeak-ng sox``.
+Calibration: 32 clips of the same hotwords (in turn) at rates the evaluation does not use (115, 150, 185), voice and
+rate drawn from another seed, one log filter bank [1, 1, 149, 64] per file. Needs ``apt-get install espeak-ng sox``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.common import data_dir, model_path, session
+from tasks.common import calibration_folder, data_dir, model_path, session
 from tasks.speechmos_dnsmos import VOICES, synthesize
 
 PACKAGE = "efficientword-net"
@@ -27,8 +28,17 @@ MODELS = ["eff_word_net/models/resnet_50_arc/slim_93%_accuracy_72.7390%.onnx"]
 METRIC = "7-way hotword accuracy vs the shipped reference embeddings, 84 espeak-ng clips"
 WORDS = {"alexa": "alexa", "balloon": "balloon", "computer": "computer", "lights_off": "lights off",
          "lights_on": "lights on", "mobile": "mobile", "mycroft": "mycroft"}
-RATES = (130, 170)
+RATES, CALIBRATION_RATES = (130, 170), (115, 150, 185)
 WINDOW = 24000
+INPUT, CALIBRATION_SEED = "input", 77
+
+
+def window(audio: np.ndarray) -> np.ndarray:
+    """Speech -> the 1.5 s window: silence trimmed (|x| <= 1e-3), cut to WINDOW samples, centred in zeros."""
+    nz = np.nonzero(np.abs(audio) > 1e-3)[0]
+    audio = audio[nz[0]:nz[-1] + 1][:WINDOW] if len(nz) else audio[:WINDOW]
+    front = (WINDOW - len(audio)) // 2
+    return np.pad(audio, (front, WINDOW - len(audio) - front))
 
 
 def generate(force: bool = False) -> Path:
@@ -39,11 +49,7 @@ def generate(force: bool = False) -> Path:
     for key, text in WORDS.items():
         for voice in VOICES:
             for rate in RATES:
-                audio = synthesize(text, voice, rate)
-                nz = np.nonzero(np.abs(audio) > 1e-3)[0]
-                audio = audio[nz[0]:nz[-1] + 1][:WINDOW] if len(nz) else audio[:WINDOW]
-                front = (WINDOW - len(audio)) // 2
-                clips.append(np.pad(audio, (front, WINDOW - len(audio) - front)))
+                clips.append(window(synthesize(text, voice, rate)))
                 labels.append(key)
     np.savez_compressed(path, clips=np.stack(clips).astype(np.float32), labels=np.array(labels))
     return path
@@ -55,6 +61,25 @@ def logfbank():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.logfbank
+
+
+def features(fbank, clip: np.ndarray) -> np.ndarray:
+    """A 1.5 s clip -> the model input: the wheel's log filter bank as float32 [1, 1, 149, 64]."""
+    values = fbank(clip, samplerate=16000, winlen=0.025, winstep=0.01, nfilt=64, nfft=512, preemph=0.0)
+    return np.float32(values[None, None])
+
+
+def calibration_data(relative_model: str, n: int = 32) -> Path:
+    """n clips made as ``generate`` makes them (the hotwords in turn, voice from VOICES and rate from
+    CALIBRATION_RATES drawn with CALIBRATION_SEED), one ``{INPUT: [1, 1, 149, 64]}`` per file."""
+    def feeds():
+        fbank, rng, texts = logfbank(), np.random.default_rng(CALIBRATION_SEED), list(WORDS.values())
+        for i in range(n):
+            voice = VOICES[int(rng.integers(len(VOICES)))]
+            rate = CALIBRATION_RATES[int(rng.integers(len(CALIBRATION_RATES)))]
+            yield {INPUT: features(fbank, window(synthesize(texts[i % len(texts)], voice, rate)))}
+
+    return calibration_folder("efficientword_net", MODELS, relative_model, n, feeds)
 
 
 def references() -> dict[str, np.ndarray]:
@@ -73,8 +98,7 @@ def evaluate(path) -> float:
         clips, labels = data["clips"], [str(x) for x in data["labels"]]
     hits = []
     for clip, label in zip(clips, labels, strict=True):
-        features = fbank(clip, samplerate=16000, winlen=0.025, winstep=0.01, nfilt=64, nfft=512, preemph=0.0)
-        vector = sess.run(None, {sess.get_inputs()[0].name: np.float32(features[None, None])})[0]
+        vector = sess.run(None, {INPUT: features(fbank, clip)})[0]
         scores = {k: float(((e @ vector.T + 1) / 2).max()) for k, e in refs.items()}
         hits.append(max(scores, key=scores.get) == label)
     return float(np.mean(hits))

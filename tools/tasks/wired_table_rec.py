@@ -9,7 +9,8 @@ kept (the wheel's threshold) after its NMS at IoU 0.3. The wheel then snaps corn
 (``gbox``) and merges neighbours; that refinement is not done here. Tables: 2-7 columns x 3-10 rows of random
 widths and heights, ruled in black (1-3 px), cell text in DejaVu fonts, on white pages of random size with a
 title. Score: F1 of the cells' bounding boxes against the drawn cells at IoU >= 0.75 (strict, so that
-localisation counts), over 16 pages.
+localisation counts), over 16 pages. Calibration: 32 more tables from another seed, one warped page [1, 3, 1024, 1024]
+per file.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.common import data_dir, font, session
+from tasks.common import calibration_folder, data_dir, font, session
 
 PACKAGE = "wired-table-rec"
 MODELS = ["wired_table_rec/models/cycle_center_net_v1.onnx"]
 METRIC = "cell F1 at IoU 0.75, 16 drawn ruled tables"
 N_PAGES, INP, K = 16, 1024, 1000
+INPUT, SEED, CALIBRATION_SEED = "input", 3, 33
 MEAN = np.array([0.408, 0.447, 0.470], np.float32)
 STD = np.array([0.289, 0.274, 0.278], np.float32)
 WORDS = ["Total", "Amount", "2024", "Qty", "Price", "12.50", "Name", "Date", "ID", "N/A", "Region", "Sales",
@@ -65,7 +67,7 @@ def generate(force: bool = False) -> Path:
     path = data_dir("wired_table_rec") / "tables.npz"
     if path.exists() and not force:
         return path
-    rng = np.random.default_rng(3)
+    rng = np.random.default_rng(SEED)
     arrays = {}
     for i in range(N_PAGES):
         image, cells = render(rng)
@@ -90,6 +92,17 @@ def preprocess(image: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), s, c
 
 
+def calibration_data(relative_model: str, n: int = 32) -> Path:
+    """n tables rendered as ``generate`` does but from CALIBRATION_SEED, one ``{INPUT: [1, 3, 1024, 1024]}`` per
+    file."""
+    def feeds():
+        rng = np.random.default_rng(CALIBRATION_SEED)
+        for _ in range(n):
+            yield {INPUT: preprocess(render(rng)[0])[0]}
+
+    return calibration_folder("wired_table_rec", MODELS, relative_model, n, feeds)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, thresh: float) -> np.ndarray:
     order, keep = np.argsort(-scores), []
     while order.size:
@@ -108,7 +121,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, thresh: float) -> np.ndarray:
 def detect(sess, image: np.ndarray) -> np.ndarray:
     """Cells as axis-aligned boxes [n, 4] in image pixels."""
     x, s, c = preprocess(image)
-    hm, _v2c, c2v, reg = sess.run(None, {sess.get_inputs()[0].name: x})[:4]
+    hm, _v2c, c2v, reg = sess.run(None, {INPUT: x})[:4]
     heat = 1 / (1 + np.exp(-hm[0, 0]))
     padded = np.pad(heat, 1)
     pooled = np.max([padded[dy:dy + heat.shape[0], dx:dx + heat.shape[1]] for dy in range(3) for dx in range(3)],
