@@ -124,14 +124,19 @@ def replace_readers(
         weight.graph.register_initializer(value)
 
 
-def add_to_bias(consumer: ir.Node, shift: np.ndarray, names: NameScope) -> str | None:
-    """Add ``shift`` (one value per output channel) to what ``consumer`` adds to its output: a ``Conv``'s B or a
-    ``Gemm``'s C (created when absent; C divided by ``beta``, the product by ``alpha``), or the constant of the one
-    ``Add`` that reads a ``MatMul``'s output. A bias other nodes also read is copied, not changed in place. Returns
-    why nothing was added, or None."""
+def add_to_bias(consumer: ir.Node, weight_input: int, shift: np.ndarray, names: NameScope) -> str | None:
+    """Add ``shift`` (one value per output channel of the weight at input ``weight_input``) to what ``consumer``
+    adds to that weight's product: a ``Conv``'s B or a ``Gemm``'s C (created when absent; C divided by ``beta``, the
+    product by ``alpha``), the constant of the one ``Add`` that reads a ``MatMul``'s output, or the W or R half of
+    an ``LSTM``/``RNN`` B (a ``GRU``'s W half: its recurrent bias is gated by the reset gate). A bias other nodes
+    also read is copied, not changed in place. Returns why nothing was added, or None."""
     op = consumer.op_type
     if op == "Conv":
         return _shifted_input(consumer, 2, shift, names)
+    if op in ("LSTM", "RNN", "GRU"):
+        if op == "GRU" and weight_input == 2:
+            return "a GRU's recurrent bias is gated by its reset gate"
+        return _shifted_recurrent_bias(consumer, weight_input, shift, names)
     if op == "Gemm":
         alpha = consumer.attributes.get_float("alpha", 1.0) or 1.0
         beta = consumer.attributes.get_float("beta", 1.0)
@@ -145,6 +150,17 @@ def add_to_bias(consumer: ir.Node, shift: np.ndarray, names: NameScope) -> str |
         add = readers[0].node
         return _shifted_input(add, 1 - readers[0].idx, shift, names, create=False)
     return f"{op} has no bias to correct"
+
+
+def _shifted_recurrent_bias(node: ir.Node, weight_input: int, shift: np.ndarray, names: NameScope) -> str | None:
+    """Add ``shift`` [directions * gates * hidden] to the W half (``weight_input`` 1) or R half (2) of a recurrent
+    op's B [directions, 2 * gates * hidden] (created as zeros when absent)."""
+    weight = node.inputs[1]
+    assert weight is not None and weight.shape is not None
+    directions, width = int(weight.shape[0]), int(weight.shape[1])
+    full = np.zeros((directions, 2 * width))
+    full[:, slice(0, width) if weight_input == 1 else slice(width, 2 * width)] = shift.reshape(directions, width)
+    return _shifted_input(node, 3, full, names)
 
 
 def _shifted_input(node: ir.Node, index: int, shift: np.ndarray, names: NameScope, *, create: bool = True

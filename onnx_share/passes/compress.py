@@ -162,8 +162,9 @@ class CompressPass(WeightPass):
         if not fitted.methods and fitted.bias_shift is None:
             return []
         done = list(fitted.methods)
-        if fitted.bias_shift is not None and weight.uses[0].node is not None:
-            problem = add_to_bias(weight.uses[0].node, fitted.bias_shift, names)
+        use = weight.uses[0]
+        if fitted.bias_shift is not None and use.node is not None:
+            problem = add_to_bias(use.node, use.input_index, fitted.bias_shift, names)
             done.append("bias corrected" if problem is None else f"bias not corrected: {problem}")
         return [f"calibrated: {', '.join(done)}"]
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import onnx.helper as oh
+import onnx_ir as ir
 import pytest
-from helpers import make_model, run, tensor_info
+from helpers import make_model, run, tensor_info, with_outputs
 
 from onnx_share.api import optimize
 from onnx_share.calibration.data import read_samples, split_samples
 from onnx_share.errors import OnnxShareError
+from onnx_share.io.load import load_model
 
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -48,8 +50,6 @@ def output_error(model: onnx.ModelProto, rewritten: onnx.ModelProto, feeds) -> f
 
 
 def proto(result) -> onnx.ModelProto:
-    import onnx_ir as ir
-
     return ir.to_proto(result.model)
 
 
@@ -82,7 +82,6 @@ def test_bias_correction_removes_the_mean_output_shift(build) -> None:
                            data=[sample]))
     # The first layer sees the original input, so its mean shift is removed exactly.
     first = model.graph.node[0].output[0]
-    from helpers import with_outputs
 
     def first_output(m):
         return run(with_outputs(m, [first]), sample)[-1]
@@ -163,3 +162,27 @@ def test_missing_data_paths_and_empty_folders_are_errors(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(OnnxShareError, match=r"holds no \.npz file"):
         optimize(model, {"calibration": {"data": [str(tmp_path / "empty")]}})
+
+
+def test_recurrent_bias_halves_take_the_mean_shift_of_their_weights() -> None:
+    """LSTM: W's shift goes to B's first half (exactly E[x]·(W − Ŵ) over the inputs), R's to its second half."""
+    rng = np.random.default_rng(6)
+    hidden, features = 16, 24
+    w = rng.standard_normal((1, 4 * hidden, features)).astype(np.float32) * 0.3
+    r = rng.standard_normal((1, 4 * hidden, hidden)).astype(np.float32) * 0.3
+    b = rng.standard_normal((1, 8 * hidden)).astype(np.float32)
+    nodes = [oh.make_node("LSTM", ["x", "w", "r", "b"], ["y"], hidden_size=hidden)]
+    model = make_model(nodes, [tensor_info("x", FLOAT, [10, 1, features])],
+                       [tensor_info("y", FLOAT, [10, 1, 1, hidden])], {"w": w, "r": r, "b": b})
+    sample = {"x": (rng.standard_normal((10, 1, features)) + 1.0).astype(np.float32)}
+    result = optimize(model, {"default": {"bits": 3, "rounding": "nearest"}, "min_elements": 1,
+                              "passes": ["compress"]}, data=[sample])
+    notes = {t.name: t.notes for t in result.report.tensors if t.scheme}
+    assert all("bias corrected" in " ".join(notes[name]) for name in ("w", "r"))
+    rewritten = proto(result)
+    decoded = {name: run(with_outputs(rewritten, [name]), sample)[-1] for name in ("w", "r")}
+    new_bias = ir.convenience.get_const_tensor(load_model(rewritten).graph.node(-1).inputs[3]).numpy()
+    expected = sample["x"].reshape(-1, features).mean(axis=0) @ (w[0] - decoded["w"][0]).T
+    np.testing.assert_allclose(new_bias[0, : 4 * hidden] - b[0, : 4 * hidden], expected, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(new_bias[0, 4 * hidden :], b[0, 4 * hidden :])
+
