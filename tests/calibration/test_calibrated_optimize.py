@@ -3,6 +3,8 @@ corrected, validation on the held-out samples, and one-line errors for bad data.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import onnx.helper as oh
@@ -14,6 +16,7 @@ from onnx_share.api import optimize
 from onnx_share.calibration.data import read_samples, split_samples
 from onnx_share.errors import OnnxShareError
 from onnx_share.io.load import load_model
+from onnx_share.report.html import render_html
 
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -186,3 +189,19 @@ def test_recurrent_bias_halves_take_the_mean_shift_of_their_weights() -> None:
     np.testing.assert_allclose(new_bias[0, : 4 * hidden] - b[0, : 4 * hidden], expected, rtol=1e-4, atol=1e-5)
     assert not np.allclose(new_bias[0, 4 * hidden :], b[0, 4 * hidden :])
 
+
+
+def test_reports_say_how_the_data_was_split_and_the_held_out_error() -> None:
+    rng = np.random.default_rng(8)
+    model = dense_model(rng)
+    samples = [{"x": correlated(rng, 8, 64)} for _ in range(6)]
+    calibrated = optimize(model, {"default": {"bits": 4}, "min_elements": 1, "calibration": {"samples": 4}},
+                          data=samples).report
+    text, page, data = calibrated.summary(), render_html(calibrated), json.loads(calibrated.to_json())
+    split = "6 samples shuffled with seed 0: 4 for calibration, 2 held out"
+    assert f"calibration: {split}" in text and "act.err" in text
+    assert split in page and "act. error (held out)" in page
+    assert data["calibration"]["held_out_samples"] == 2
+    assert next(t for t in data["tensors"] if t["name"] == "w")["activation_error"] > 0
+    data_free = optimize(model, {"default": {"bits": 4}, "min_elements": 1}).report
+    assert "calibration: none (data-free" in data_free.summary() and "act.err" not in data_free.summary()

@@ -91,6 +91,13 @@ def compressed_copy(module, config: dict, folder: Path) -> Path:
     return folder / module.MODELS[0]
 
 
+def files_bytes(folder: Path, models: list[str]) -> int:
+    """Bytes of the task's model files under ``folder``, with the external data files beside them."""
+    from onnx_share.io.proto import ProtoModel
+
+    return sum(ProtoModel.read(folder / relative).file_bytes() for relative in models)
+
+
 def run_task(name: str, configs: list[str]) -> dict:
     module = importlib.import_module(f"tasks.{name}")
     base = model_dir(module)
@@ -117,11 +124,14 @@ def run_task(name: str, configs: list[str]) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             try:
                 row["scores"][key] = module.evaluate(compressed_copy(module, CONFIGS[key], Path(tmp)))
+                row.setdefault("ratios", {})[key] = files_bytes(base, module.MODELS) / files_bytes(Path(tmp),
+                                                                                                    module.MODELS)
             except Exception as exc:
                 row["errors"][key] = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300]
                 print(f"{name}: {key} ERROR {row['errors'][key]}", file=sys.stderr, flush=True)
                 continue
-        print(f"{name}: {key} {row['scores'][key]:.4f}", file=sys.stderr, flush=True)
+        print(f"{name}: {key} {row['scores'][key]:.4f} ({row['ratios'][key]:.2f}x smaller)", file=sys.stderr,
+              flush=True)
     return row
 
 
