@@ -55,6 +55,8 @@ CONFIGS = {
     "nncf-int4": {"peer": "nncf-int4"},
     "nncf-int4-awq-se": {"peer": "nncf-int4-awq-se", "calibrate": True},
 }
+# Calibration files per model: onnx-share calibrates on 32 (its default) and holds the other 8 out.
+CALIBRATION_FILES = 40
 # The interpreter of the peers' virtualenv (see tools/peers.py for how to make it).
 PEERS_PYTHON = os.environ.get("PEERS_PYTHON", "/tmp/peers-venv/bin/python")
 PEERS_SCRIPT = Path(__file__).resolve().parents[1] / "peers.py"
@@ -78,14 +80,15 @@ def compressed_copy(module, config: dict, folder: Path) -> Path:
     for relative in module.MODELS:
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
+        calibration = str(module.calibration_data(relative, CALIBRATION_FILES)) if calibrate else None
         if peer is not None:
-            data = ["--data", str(module.calibration_data(relative))] if calibrate else []
+            data = ["--data", calibration] if calibration is not None else []
             done = subprocess.run([PEERS_PYTHON, str(PEERS_SCRIPT), peer, str(base / relative), str(target), *data],
                                   capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"{peer} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
             continue
-        data = {"calibration": {"data": [str(module.calibration_data(relative))]}} if calibrate else {}
+        data = {"calibration": {"data": [calibration]}} if calibration is not None else {}
         result = onnx_share.api.optimize(str(base / relative), {**config, **data, "validation": {"enabled": False}})
         result.save(target)
     return folder / module.MODELS[0]
