@@ -211,42 +211,43 @@ class CandidateTable:
         reference = values if self._reference is None else self._reference
         statistics, spec = self.statistics, self.spec
         weights = statistics.element_weights(values.shape) if statistics is not None and spec.weighting else None
-        methods = ["activation-weighted"] if weights is not None else []
-        compensate = statistics is not None and spec.rounding == "gptq" and statistics.hessian is not None
+        hessian = statistics.hessian if statistics is not None and spec.rounding == "gptq" else None
         encoding: Codebook | UniformGrid
         if form.scheme == "codebook":
             encoding = fit_codebook(
                 values, form.clusters, form.axis, granularity=form.granularity, group_size=form.group_size or 1,
                 init=spec.init, pin_zero=spec.pin_zero, seed=self.seed, sample_weight=weights,
             )
-            if compensate:
-                assert statistics is not None and statistics.hessian is not None
+            if statistics is not None and hessian is not None:
                 ids = statistics.view.to_view(codebook_ids(encoding, values.shape))
-                rounded = gptq_round(statistics.view.to_view(values), statistics.hessian,
-                                     CodebookRounder(encoding.centroids, ids))
+                rounded = gptq_round(statistics.view.to_view(values), hessian, CodebookRounder(encoding.centroids, ids))
                 encoding = with_values(encoding, statistics.view.from_view(rounded, values.shape))
             error, zeros = encoding.measure(channel_rows(reference, encoding.axis, encoding.group_size))
-            decoded = encoding.decode(values.shape)
         else:
             encoding = quantize_uniform(
                 values, form.bits, symmetric=form.symmetric, axis=form.axis, block_size=form.group_size,
                 scale_dtype=_scale_dtype(self.weight), sample_weight=weights,
             )
-            if compensate:
-                assert statistics is not None and statistics.hessian is not None
+            if statistics is not None and hessian is not None:
                 qmin, qmax = integer_range(form.bits, form.symmetric)
                 scale, zero_point = (statistics.view.to_view(p) for p in encoding.per_element())
-                rounded = gptq_round(statistics.view.to_view(values), statistics.hessian,
+                rounded = gptq_round(statistics.view.to_view(values), hessian,
                                      GridRounder(scale, zero_point, qmin, qmax))
                 encoding = encoding.with_values(statistics.view.from_view(rounded, values.shape))
-            decoded = encoding.dequantize(np.float32).astype(values.dtype)
-            error, zeros = relative_error(reference, decoded), None
+            error, zeros = relative_error(reference, _decoded(encoding, values)), None
         if statistics is None:
             return Fitted(encoding, error, zeros)
-        if compensate:
-            methods.append("GPTQ rounding")
+        decoded = _decoded(encoding, values)
+        methods = ("activation-weighted",) * (weights is not None) + ("GPTQ rounding",) * (hessian is not None)
         return Fitted(encoding, error, zeros, statistics.activation_error(reference, decoded),
-                      statistics.bias_shift(reference, decoded) if spec.bias_correction else None, tuple(methods))
+                      statistics.bias_shift(reference, decoded) if spec.bias_correction else None, methods)
+
+
+def _decoded(encoding: Codebook | UniformGrid, values: np.ndarray) -> np.ndarray:
+    """Ŵ as the decode graph computes it, in ``values``' dtype (grids decoded in float32, as the graph does)."""
+    if isinstance(encoding, Codebook):
+        return encoding.decode(values.shape).astype(values.dtype)
+    return encoding.dequantize(np.float32).astype(values.dtype)
 
 
 def requested_form(weight: WeightTensor, spec: WeightSpec, opset: int, target: str = "portable") -> Form:
