@@ -70,8 +70,9 @@ class WeightSpec:
     - ``rounding``: ``gptq`` rounds input feature by input feature onto the fitted codebook or grid and spreads each
       one's error over the features not yet rounded (error compensation on XᵀX); ``nearest`` rounds each weight on
       its own.
-    - ``bias_correction``: add E[x]·(W − Ŵ) to the bias of a ``Conv``/``Gemm`` (created when missing) or of the
-      ``Add`` after a ``MatMul``, so the mean output does not move.
+    - ``bias_correction``: add E[x]·(W − Ŵ) to the bias of a ``Conv``/``Gemm`` (created when missing), of the
+      ``Add`` after a ``MatMul`` or of a recurrent op, so the mean output does not move. None (auto): on, but for
+      recurrent ops (measured on a g2p LSTM at 3 bits: 0.947 with it, 0.958 without).
     """
 
     scheme: Scheme = "codebook"
@@ -85,7 +86,7 @@ class WeightSpec:
     skip: bool = False
     weighting: bool = True
     rounding: Rounding = "gptq"
-    bias_correction: bool = True
+    bias_correction: bool | None = None
 
     def __post_init__(self) -> None:
         if self.scheme in SCHEME_ALIASES:

@@ -7,8 +7,9 @@ V [G, d, out] with ``Y = X_g V_g`` per group g, rows being input features; :meth
 activation into the matching rows [G, n, d]. Sites with equal :attr:`Site.key` read the same rows, so their
 statistics are gathered once (the Q, K and V projections of one attention input).
 
-Recurrent ops' R multiplies the previous hidden state h_{t-1}; its rows are the states the op outputs (h_t), which
-differ from them by the first and last step only.
+Recurrent ops' R multiplies the previous hidden state h_{t-1}: its rows are the initial state (the op's
+``initial_h``, zeros without one) and the states the op outputs but the last (the first, for a reverse direction).
+A ``GRU`` applies R's hidden-gate rows to r ⊙ h_{t-1} (without ``linear_before_reset``); they are taken as h_{t-1}.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Site:
     ``activation``: the value name onnxruntime is asked for; ``groups``: groups of rows the activation gives
     (1 when one X serves every group, as a recurrent op's input serves both directions); ``features``: d;
     ``geometry``: what else shapes the rows (a convolution's kernel, strides, pads, dilations; a ``Gemm``'s transA;
-    a recurrent op's layout).
+    a recurrent op's layout and direction); ``initial``: a recurrent op's ``initial_h``, when it has one.
     """
 
     kind: Kind
@@ -76,15 +77,18 @@ class Site:
     features: int
     geometry: tuple
     view: View
+    initial: str | None = None
 
     @property
     def key(self) -> Hashable:
         """Sites with one key read the same rows."""
-        return (self.kind, self.activation, self.groups, self.features, self.geometry)
+        return (self.kind, self.activation, self.groups, self.features, self.geometry, self.initial)
 
-    def rows(self, activation: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def rows(self, activation: np.ndarray, rng: np.random.Generator, initial: np.ndarray | None = None
+             ) -> np.ndarray:
         """One run's activation as rows [groups, n, features] in float32 (a convolution: patches at up to
-        :data:`MAX_PATCHES` positions drawn from ``rng``)."""
+        :data:`MAX_PATCHES` positions drawn from ``rng``; a recurrent op's R: the states before each step, from
+        its outputs and ``initial``)."""
         data = np.asarray(activation, np.float32)
         if self.kind == "matmul":
             return data.reshape(1, -1, self.features)
@@ -92,9 +96,8 @@ class Site:
             return (data.T if self.geometry[0] else data)[None]
         if self.kind == "recurrent-input":
             return (data if self.geometry[0] == 0 else np.swapaxes(data, 0, 1)).reshape(1, -1, self.features)
-        if self.kind == "recurrent-hidden":  # Y: [seq, dirs, batch, hidden] (layout 0) or [batch, seq, dirs, hidden]
-            directions = np.moveaxis(data, 1 if self.geometry[0] == 0 else 2, 0)
-            return directions.reshape(self.groups, -1, self.features)
+        if self.kind == "recurrent-hidden":
+            return _previous_states(data, initial, self.geometry)
         return _patches(data, self.groups, self.geometry, rng)
 
     def counts(self, ids: np.ndarray) -> np.ndarray:
@@ -153,11 +156,30 @@ def _site(use: WeightUse, shape: tuple[int, ...]) -> Site | str:
         states = node.outputs[0] if node.outputs else None
         if states is None or not states.name:
             return f"its {op} does not output its hidden states"
-        return Site("recurrent-hidden", states.name, directions, read_shape[2], (layout,),
-                    View(axes, "recurrent-hidden", directions))
+        initial = node.inputs[5] if len(node.inputs) > 5 else None
+        direction = node.attributes.get_string("direction", "forward") or "forward"
+        return Site("recurrent-hidden", states.name, directions, read_shape[2], (layout, direction),
+                    View(axes, "recurrent-hidden", directions), initial.name if initial is not None else None)
     if op == "Gather" and index == 0 and len(read_shape) == 2 and _int(node, "axis") == 0:
         return Site("gather", name, 1, read_shape[0], (), View(axes, "gather"))
     return f"{op} input {index} has no activation statistics"
+
+
+def _previous_states(states: np.ndarray, initial: np.ndarray | None, geometry: tuple) -> np.ndarray:
+    """The hidden state each step of a recurrent op starts from, as rows [directions, seq * batch, hidden]: Y
+    ([seq, dirs, batch, hidden], layout 0; [batch, seq, dirs, hidden], layout 1) shifted by one step along each
+    direction's time order, ``initial`` ([dirs, batch, hidden] / [batch, dirs, hidden]; zeros when None) first."""
+    layout, direction = geometry
+    by_direction = np.moveaxis(states, 1, 0) if layout == 0 else states.transpose(2, 1, 0, 3)  # [dirs, seq, b, h]
+    start = np.zeros_like(by_direction[:, 0]) if initial is None else np.asarray(initial, np.float32)
+    if initial is not None and layout == 1:
+        start = np.swapaxes(start, 0, 1)
+    rows = []
+    for d in range(by_direction.shape[0]):
+        reverse = direction == "reverse" or (direction == "bidirectional" and d == 1)
+        before = (by_direction[d, 1:], start[d][None]) if reverse else (start[d][None], by_direction[d, :-1])
+        rows.append(np.concatenate(before).reshape(-1, by_direction.shape[-1]))
+    return np.stack(rows)
 
 
 def _conv_geometry(node: ir.Node, kernel: tuple[int, ...]) -> tuple:

@@ -209,7 +209,8 @@ def collect_statistics(
             statistics.sites[key] = SiteStatistics(
                 site, Moments.empty(site.groups, site.features, key in keep_gram),
                 Moments.empty(site.groups, site.features, key in keep_gram))
-    names = sorted({site.activation for site in sites.values()})
+    names = sorted({site.activation for site in sites.values()}
+                   | {site.initial for site in sites.values() if site.initial is not None})
     graph_inputs = {i.name for i in model.graph.input}
     fetched = [name for name in names if name not in graph_inputs]
     session = _session(model, folder, fetched)
@@ -228,7 +229,8 @@ def collect_statistics(
                 if isinstance(target, np.ndarray):
                     target += entry.site.counts(activation)
                 else:
-                    target.add(entry.site.rows(activation, rng))
+                    initial = None if entry.site.initial is None else values[entry.site.initial]
+                    target.add(entry.site.rows(activation, rng, initial))
             del values
     statistics.seconds = time.perf_counter() - start
     log.info("calibration: %d site(s), %d + %d samples, %.1f s", len(sites), len(calibration), len(held_out),

@@ -33,7 +33,7 @@ import onnx_ir as ir
 from onnx_share.calibration.statistics import WeightStatistics
 from onnx_share.config import WeightSpec
 from onnx_share.ir.surgery import NameScope
-from onnx_share.ir.weights import WeightTensor
+from onnx_share.ir.weights import RECURRENT_OPS, WeightTensor
 from onnx_share.numerics.codebook import (
     Codebook,
     channel_rows,
@@ -240,7 +240,13 @@ class CandidateTable:
         decoded = _decoded(encoding, values)
         methods = ("activation-weighted",) * (weights is not None) + ("GPTQ rounding",) * (hessian is not None)
         return Fitted(encoding, error, zeros, statistics.activation_error(reference, decoded),
-                      statistics.bias_shift(reference, decoded) if spec.bias_correction else None, methods)
+                      statistics.bias_shift(reference, decoded) if self._corrects_bias() else None, methods)
+
+    def _corrects_bias(self) -> bool:
+        """``spec.bias_correction``, or (None) for every weight but those of recurrent ops."""
+        if self.spec.bias_correction is not None:
+            return self.spec.bias_correction
+        return not set(self.weight.op_types) & RECURRENT_OPS
 
 
 def _decoded(encoding: Codebook | UniformGrid, values: np.ndarray) -> np.ndarray:

@@ -168,7 +168,8 @@ def test_missing_data_paths_and_empty_folders_are_errors(tmp_path) -> None:
 
 
 def test_recurrent_bias_halves_take_the_mean_shift_of_their_weights() -> None:
-    """LSTM: W's shift goes to B's first half (exactly E[x]·(W − Ŵ) over the inputs), R's to its second half."""
+    """LSTM, when asked: W's shift goes to B's first half (exactly E[x]·(W − Ŵ) over the inputs), R's to its
+    second half."""
     rng = np.random.default_rng(6)
     hidden, features = 16, 24
     w = rng.standard_normal((1, 4 * hidden, features)).astype(np.float32) * 0.3
@@ -178,8 +179,11 @@ def test_recurrent_bias_halves_take_the_mean_shift_of_their_weights() -> None:
     model = make_model(nodes, [tensor_info("x", FLOAT, [10, 1, features])],
                        [tensor_info("y", FLOAT, [10, 1, 1, hidden])], {"w": w, "r": r, "b": b})
     sample = {"x": (rng.standard_normal((10, 1, features)) + 1.0).astype(np.float32)}
-    result = optimize(model, {"default": {"bits": 3, "rounding": "nearest"}, "min_elements": 1,
-                              "passes": ["compress"]}, data=[sample])
+    config = {"default": {"bits": 3, "rounding": "nearest"}, "min_elements": 1, "passes": ["compress"]}
+    auto = optimize(model, config, data=[sample])  # recurrent ops: no correction unless asked
+    assert all("bias corrected" not in " ".join(t.notes) for t in auto.report.tensors)
+    config["default"]["bias_correction"] = True
+    result = optimize(model, config, data=[sample])
     notes = {t.name: t.notes for t in result.report.tensors if t.scheme}
     assert all("bias corrected" in " ".join(notes[name]) for name in ("w", "r"))
     rewritten = proto(result)

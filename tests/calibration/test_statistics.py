@@ -113,3 +113,20 @@ def test_gather_rows_are_counted_and_unseen_rows_still_weigh() -> None:
     assert entry.held_row_counts[[1, 5]].tolist() == [1, 3]
     element = entry.element_weights(table.shape)
     assert element.shape == table.shape and element[0, 0] == pytest.approx(1.0) and element[1, 0] == 3.0
+
+
+def test_recurrent_rows_are_the_states_each_step_starts_from() -> None:
+    """R multiplies h_{t-1}: the initial state, then the outputs but the last (reverse: in reverse time order)."""
+    from onnx_share.calibration.sites import _previous_states
+
+    seq, batch, hidden = 4, 2, 3
+    y = np.arange(seq * 2 * batch * hidden, dtype=np.float32).reshape(seq, 2, batch, hidden)  # layout 0
+    h0 = -np.ones((2, batch, hidden), np.float32)
+    rows = _previous_states(y, h0, (0, "bidirectional"))
+    forward = np.concatenate([h0[0][None], y[:-1, 0]]).reshape(-1, hidden)
+    backward = np.concatenate([y[1:, 1], h0[1][None]]).reshape(-1, hidden)
+    np.testing.assert_array_equal(rows, np.stack([forward, backward]))
+    batch_first = _previous_states(y.transpose(2, 0, 1, 3), h0.transpose(1, 0, 2), (1, "bidirectional"))
+    np.testing.assert_array_equal(batch_first, rows)
+    without = _previous_states(y[:, :1], None, (0, "forward"))
+    np.testing.assert_array_equal(without[0, :batch], 0.0)
