@@ -54,6 +54,8 @@ CONFIGS = {
     "ort-gptq": {"peer": "ort-gptq", "calibrate": True},
     "nncf-int4": {"peer": "nncf-int4"},
     "nncf-int4-awq-se": {"peer": "nncf-int4-awq-se", "calibrate": True},
+    "onnxsim-kmeans": {"peer": "onnxsim-kmeans"},
+    "onnxsim-squeezellm": {"peer": "onnxsim-squeezellm", "calibrate": True},
 }
 # Calibration files per model: onnx-share calibrates on 32 (its default) and holds the other 8 out.
 CALIBRATION_FILES = 40
