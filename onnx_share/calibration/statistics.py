@@ -10,6 +10,7 @@ read. Calibration and held-out samples are summed apart: the first tune the weig
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,8 +186,6 @@ def collect_statistics(
 ) -> Statistics:
     """Run ``model`` (protobuf, external data in ``folder``) on every sample and sum the activations of the sites
     of ``weights`` (found in ``main``, the loaded model's main graph)."""
-    import time
-
     start = time.perf_counter()
     statistics = Statistics(calibration_samples=len(calibration), held_out_samples=len(held_out))
     sites: dict[Hashable, Site] = {}
