@@ -65,11 +65,15 @@ class WeightSpec:
 
     With calibration data (:class:`CalibrationConfig`), for weights whose activations were measured:
 
-    - ``weighting``: k-means and grid clipping weigh each weight by its input feature's E[x²] (a ``Gather`` table:
-      each row by how often the samples read it).
+    - ``weighting``: k-means and grid clipping weigh each weight by its input feature's E[x²], or a ``Gather``
+      table's rows by how often the samples read them. None (auto): on, but for ``Gather`` tables (measured on a
+      lexical analyser's character table at 4 bits, 30 calibration sentences: F1 0.964 weighted, 0.981 not: a few
+      samples read too few rows to say how often the others are read).
     - ``rounding``: ``gptq`` rounds input feature by input feature onto the fitted codebook or grid and spreads each
       one's error over the features not yet rounded (error compensation on XᵀX); ``nearest`` rounds each weight on
       its own.
+    - ``refit``: ``codebook`` only, off by default; after rounding, solve the centroids again by least squares on
+      XᵀX for the assignment rounding chose.
     - ``bias_correction``: add E[x]·(W − Ŵ) to the bias of a ``Conv``/``Gemm`` (created when missing), of the
       ``Add`` after a ``MatMul`` or of a recurrent op, so the mean output does not move. None (auto): on, but for
       recurrent ops (measured on a g2p LSTM at 3 bits: 0.947 with it, 0.958 without).
@@ -84,8 +88,9 @@ class WeightSpec:
     symmetric: bool = True
     pin_zero: bool | None = None
     skip: bool = False
-    weighting: bool = True
+    weighting: bool | None = None
     rounding: Rounding = "gptq"
+    refit: bool = False
     bias_correction: bool | None = None
 
     def __post_init__(self) -> None:

@@ -32,11 +32,23 @@ class Codebook:
 
     def decode(self, shape: tuple[int, ...]) -> np.ndarray:
         """The float64 tensor the codebook graph computes, in W's layout."""
-        flat = np.take_along_axis(self.centroids, self.indices.astype(np.int64), axis=1)
+        return self.in_layout(np.take_along_axis(self.centroids, self.indices.astype(np.int64), axis=1), shape)
+
+    def in_layout(self, rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """``rows`` [G, M] (laid out as :func:`channel_rows` lays out W) in W's layout ``shape``."""
         if self.axis is None:
-            return flat.reshape(shape)
+            return rows.reshape(shape)
         moved = (shape[self.axis], *shape[: self.axis], *shape[self.axis + 1 :])
-        return np.moveaxis(flat.reshape(moved), 0, self.axis)
+        return np.moveaxis(rows.reshape(moved), 0, self.axis)
+
+    def with_centroids(self, centroids: np.ndarray, dtype: np.dtype) -> Codebook:
+        """This assignment over new ``centroids`` [G, k], rounded to ``dtype`` and sorted (indices follow)."""
+        rounded = centroids.astype(dtype).astype(np.float64)
+        order = np.argsort(rounded, axis=1, kind="stable")
+        rank = np.argsort(order, axis=1)
+        indices = np.take_along_axis(rank, self.indices.astype(np.int64), axis=1).astype(self.indices.dtype)
+        return Codebook(np.take_along_axis(rounded, order, axis=1), indices, self.axis, self.granularity,
+                        self.group_size)
 
     def measure(self, rows: np.ndarray) -> tuple[float, int]:
         """‖W − Ŵ‖ / ‖W‖ against ``rows`` (W as laid out by :func:`channel_rows`) and Ŵ's count of exact

@@ -116,3 +116,37 @@ def activation_error(original: np.ndarray, decoded: np.ndarray, hessian: np.ndar
         error = float(np.sum(diagonal[:, :, None] * difference**2))
         reference = float(np.sum(diagonal[:, :, None] * original**2))
     return float(np.sqrt(max(error, 0.0) / reference)) if reference > 0 else 0.0
+
+
+# Columns whose normal equations are formed at once in :func:`refit_centroids` (bounds its [d, columns, k] blocks).
+REFIT_COLUMNS = 64
+
+
+def refit_centroids(view: np.ndarray, hessian: np.ndarray, codebook: np.ndarray, assignment: np.ndarray,
+                    centroids: np.ndarray) -> np.ndarray:
+    """The centroids [C, k] that minimise Σ_g tr((V − V̂)ᵀ H (V − V̂)) for the fixed ``assignment`` [G, d, out]
+    (entry of each element) and ``codebook`` [G, d, out] (row of ``centroids`` each element uses, constant along d:
+    one codebook per output channel or group of them): per codebook, the normal equations Σ_o E_oᵀ H E_o c =
+    Σ_o E_oᵀ H v_o with E_o the one-hot of column o's assignment. Entries no element uses keep their value."""
+    rows, entries = centroids.shape
+    normal = np.zeros((rows, entries, entries))
+    right = np.zeros((rows, entries))
+    eye = np.eye(entries, dtype=np.float32)
+    for group in range(view.shape[0]):
+        gram = hessian[group].astype(np.float32)
+        for start in range(0, view.shape[2], REFIT_COLUMNS):
+            columns = slice(start, start + REFIT_COLUMNS)
+            onehot = eye[assignment[group, :, columns]]  # [d, c, k]
+            weighted = np.tensordot(gram, onehot, axes=(1, 0))  # H E_o for each column: [d, c, k]
+            owners = codebook[group, 0, columns]
+            np.add.at(normal, owners, np.einsum("ick,icl->ckl", onehot, weighted))
+            products = gram @ view[group, :, columns].astype(np.float32)  # H v_o: [d, c]
+            np.add.at(right, owners, np.einsum("ick,ic->ck", onehot, products))
+    refit = centroids.astype(np.float64).copy()
+    for row in range(rows):
+        used = np.diagonal(normal[row]) > 0
+        if used.any():
+            system = normal[row][np.ix_(used, used)]
+            ridge = 1e-9 * float(np.mean(np.diagonal(system)))
+            refit[row, used] = np.linalg.solve(system + ridge * np.eye(int(used.sum())), right[row, used])
+    return refit

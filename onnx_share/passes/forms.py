@@ -42,7 +42,7 @@ from onnx_share.numerics.codebook import (
     fit_codebook,
     with_values,
 )
-from onnx_share.numerics.gptq import CodebookRounder, GridRounder, gptq_round
+from onnx_share.numerics.gptq import CodebookRounder, GridRounder, gptq_round, refit_centroids
 from onnx_share.numerics.metrics import relative_error
 from onnx_share.numerics.packing import IndexStorage, index_storage, storage_opsets
 from onnx_share.numerics.uniform import UniformGrid, integer_range, quantize_uniform
@@ -210,7 +210,7 @@ class CandidateTable:
         values = self.weight.numpy()
         reference = values if self._reference is None else self._reference
         statistics, spec = self.statistics, self.spec
-        weights = statistics.element_weights(values.shape) if statistics is not None and spec.weighting else None
+        weights = statistics.element_weights(values.shape) if statistics is not None and self._weighs() else None
         hessian = statistics.hessian if statistics is not None and spec.rounding == "gptq" else None
         encoding: Codebook | UniformGrid
         if form.scheme == "codebook":
@@ -222,6 +222,13 @@ class CandidateTable:
                 ids = statistics.view.to_view(codebook_ids(encoding, values.shape))
                 rounded = gptq_round(statistics.view.to_view(values), hessian, CodebookRounder(encoding.centroids, ids))
                 encoding = with_values(encoding, statistics.view.from_view(rounded, values.shape))
+            if statistics is not None and spec.refit and statistics.hessian is not None:
+                view = statistics.view
+                assignment = view.to_view(encoding.in_layout(encoding.indices, values.shape))
+                centroids = refit_centroids(view.to_view(values), statistics.hessian,
+                                            view.to_view(codebook_ids(encoding, values.shape)), assignment,
+                                            encoding.centroids)
+                encoding = encoding.with_centroids(centroids, values.dtype)
             error, zeros = encoding.measure(channel_rows(reference, encoding.axis, encoding.group_size))
         else:
             encoding = quantize_uniform(
@@ -238,9 +245,17 @@ class CandidateTable:
         if statistics is None:
             return Fitted(encoding, error, zeros)
         decoded = _decoded(encoding, values)
-        methods = ("activation-weighted",) * (weights is not None) + ("GPTQ rounding",) * (hessian is not None)
+        refit = form.scheme == "codebook" and spec.refit and statistics.hessian is not None
+        methods = (("activation-weighted",) * (weights is not None) + ("GPTQ rounding",) * (hessian is not None)
+                   + ("centroids refit",) * refit)
         return Fitted(encoding, error, zeros, statistics.activation_error(reference, decoded),
                       statistics.bias_shift(reference, decoded) if self._corrects_bias() else None, methods)
+
+    def _weighs(self) -> bool:
+        """``spec.weighting``, or (None) for every weight but ``Gather`` tables."""
+        if self.spec.weighting is not None:
+            return self.spec.weighting
+        return self.statistics is not None and self.statistics.row_counts is None
 
     def _corrects_bias(self) -> bool:
         """``spec.bias_correction``, or (None) for every weight but those of recurrent ops."""

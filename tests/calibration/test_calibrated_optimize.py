@@ -209,3 +209,21 @@ def test_reports_say_how_the_data_was_split_and_the_held_out_error() -> None:
     assert next(t for t in data["tensors"] if t["name"] == "w")["activation_error"] > 0
     data_free = optimize(model, {"default": {"bits": 4}, "min_elements": 1}).report
     assert "calibration: none (data-free" in data_free.summary() and "act.err" not in data_free.summary()
+
+
+def test_table_rows_are_weighted_by_use_only_when_asked() -> None:
+    rng = np.random.default_rng(10)
+    table = rng.standard_normal((300, 32)).astype(np.float32)
+    model = make_model([oh.make_node("Gather", ["table", "ids"], ["y"])],
+                       [tensor_info("ids", onnx.TensorProto.INT64, [1, 6])], [tensor_info("y", FLOAT, [1, 6, 32])],
+                       {"table": table})
+    samples = [{"ids": rng.integers(0, 20, (1, 6)).astype(np.int64)} for _ in range(5)]
+    config = {"default": {"bits": 3}, "min_elements": 1}
+
+    def rows(result):
+        return next(t for t in result.report.tensors if t.name == "table")
+
+    auto, weighted = optimize(model, config, data=samples), optimize(
+        model, {**config, "default": {"bits": 3, "weighting": True}}, data=samples)
+    assert not any("activation-weighted" in n for n in rows(auto).notes)
+    assert any("activation-weighted" in n for n in rows(weighted).notes)

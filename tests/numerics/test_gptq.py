@@ -8,8 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from onnx_share.numerics.codebook import codebook_ids, fit_codebook
-from onnx_share.numerics.gptq import CodebookRounder, GridRounder, activation_error, gptq_round
+from onnx_share.numerics.codebook import codebook_ids, fit_codebook, with_values
+from onnx_share.numerics.gptq import CodebookRounder, GridRounder, activation_error, gptq_round, refit_centroids
 from onnx_share.numerics.uniform import integer_range, quantize_uniform
 
 
@@ -94,3 +94,21 @@ def test_weighted_codebook_is_optimal_under_the_weights() -> None:
             best = min(best, sse)
         achieved = float(np.sum(weights[row] * (w[row] - decoded[row]) ** 2))
         assert achieved == pytest.approx(best, rel=1e-6)
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_refit_centroids_lowers_the_layer_error_for_the_same_assignment(granularity: str) -> None:
+    rng = np.random.default_rng(9)
+    x = correlated_inputs(rng, 400, 32)
+    w = rng.standard_normal((32, 12))
+    codebook = fit_codebook(w, 4, axis=1, granularity=granularity)
+    ids = codebook_ids(codebook, w.shape)
+    compensated = gptq_round(w[None], (x.T @ x)[None], CodebookRounder(codebook.centroids, ids[None]))[0]
+    assigned = with_values(codebook, compensated)
+    assignment = assigned.in_layout(assigned.indices, w.shape)
+    raw = refit_centroids(w[None], (x.T @ x)[None], ids[None], assignment[None], assigned.centroids)
+    refit = assigned.with_centroids(raw, np.float64)
+    assert layer_error(x, w, refit.decode(w.shape)) < layer_error(x, w, assigned.decode(w.shape))
+    # the same assignment over the new values: sorting the centroids moved the indices with them
+    expected = assigned.in_layout(np.take_along_axis(raw, assigned.indices.astype(np.int64), axis=1), w.shape)
+    np.testing.assert_allclose(refit.decode(w.shape), expected, rtol=1e-12)
