@@ -47,6 +47,7 @@ CONFIGS = {
     "cb4cal-unweighted": {"default": {"scheme": "codebook", "bits": 4, "weighting": False}, "calibrate": True},
     "cb4cal-weighted": {"default": {"scheme": "codebook", "bits": 4, "weighting": True}, "calibrate": True},
     "cb4cal-nobias": {"default": {"scheme": "codebook", "bits": 4, "bias_correction": False}, "calibrate": True},
+    "cb4cal-refit": {"default": {"scheme": "codebook", "bits": 4, "refit": True}, "calibrate": True},
     "cb3cal-unweighted": {"default": {"scheme": "codebook", "bits": 3, "weighting": False}, "calibrate": True},
     "cb3cal-weighted": {"default": {"scheme": "codebook", "bits": 3, "weighting": True}, "calibrate": True},
     # Peers (tools/peers.py in its own virtualenv, PEERS_PYTHON); "calibrate" passes the same calibration folder.
