@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from onnx_share.calibration.statistics import Statistics
     from onnx_share.check.feeds import Feeds
+    from onnx_share.ir.weights import WeightTensor
     from onnx_share.targets.tensorrt import TensorRTOptions
 
 log = logging.getLogger("onnx_share")
@@ -110,7 +111,8 @@ def optimize(
     report.opset_before = default_opset(loaded)
 
     start = time.perf_counter()
-    skipped = select_weights(loaded, config).skipped
+    selection = select_weights(loaded, config)
+    skipped = selection.skipped
     report.timings_s["discover"] = time.perf_counter() - start
     for row in skipped:
         log.debug("skip %s: %s", row.name, row.skipped)
@@ -118,7 +120,8 @@ def optimize(
     statistics, held_out = None, None
     if config.calibration.data or data is not None:
         start = time.perf_counter()
-        statistics, held_out, report.calibration = _calibrate(model, loaded, config, data)
+        weights = [weight for weight, _ in selection.chosen]
+        statistics, held_out, report.calibration = _calibrate(model, loaded.graph, weights, config, data)
         report.timings_s["calibrate"] = time.perf_counter() - start
 
     target = wanted_opset(loaded, config)
@@ -142,10 +145,14 @@ def optimize(
 
 
 def _calibrate(
-    source: ModelSource, loaded: ir.Model, config: OptimizeConfig, data: Iterable[Mapping[str, np.ndarray]] | None
+    source: ModelSource,
+    main: ir.Graph,
+    weights: list[WeightTensor],
+    config: OptimizeConfig,
+    data: Iterable[Mapping[str, np.ndarray]] | None,
 ) -> tuple[Statistics, Feeds, CalibrationReport]:
-    """Read and split the calibration samples, and measure the activations of the weights to compress on the
-    original model."""
+    """Read and split the calibration samples, and measure on the original model the activations of ``weights``
+    (the weights to compress, in the loaded model whose main graph is ``main``)."""
     from onnx_share.calibration.data import checked_samples, read_samples, split_samples
     from onnx_share.calibration.statistics import collect_statistics
     from onnx_share.check.feeds import Feeds
@@ -153,10 +160,11 @@ def _calibrate(
     original = ProtoModel.read(_as_model_file(source))
     samples, notes = read_samples(original.proto, config.calibration.data) if config.calibration.data else ([], [])
     if data is not None:
-        samples.extend(checked_samples(original.proto, data))
+        given, given_notes = checked_samples(original.proto, data)
+        samples.extend(given)
+        notes.extend(given_notes)
     split = split_samples(samples, config.calibration.samples, config.calibration.seed)
-    weights = [weight for weight, _ in select_weights(loaded, config).chosen]
-    statistics = collect_statistics(original.proto, original.folder, weights, loaded.graph, split.calibration,
+    statistics = collect_statistics(original.proto, original.folder, weights, main, split.calibration,
                                     split.held_out, seed=config.calibration.seed)
     skipped = [f"{name}: {reason}" for name, reason in statistics.skipped.items()]
     if skipped:

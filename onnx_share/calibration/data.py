@@ -56,21 +56,21 @@ def read_samples(model: onnx.ModelProto, paths: Sequence[str | os.PathLike]) -> 
     """Every sample in the ``.npz`` files or folders ``paths`` (see the module docstring), and notes on how they
     were read."""
     files = data_files(paths)
+    metadata = input_metadata(model, {})
     samples: list[Sample] = []
     notes: list[str] = []
     for path, arrays in zip(files, load_inputs(files), strict=True):
-        samples.extend(_samples_of(model, arrays, path, notes))
+        samples.extend(_samples_of(metadata, arrays, path, notes))
     return samples, sorted(set(notes))
 
 
-def checked_samples(model: onnx.ModelProto, given: Iterable[Mapping[str, np.ndarray]]) -> list[Sample]:
-    """Feed dicts from the Python API, one sample each, checked like samples read from files."""
-    notes: list[str] = []
+def checked_samples(model: onnx.ModelProto, given: Iterable[Mapping[str, np.ndarray]]
+                    ) -> tuple[list[Sample], list[str]]:
+    """Feed dicts from the Python API, one sample each, checked like samples read from files, and notes on them."""
     metadata = input_metadata(model, {})
-    samples = []
-    for number, feed in enumerate(given):
-        samples.append(_checked(metadata, feed, f"sample {number}", notes))
-    return samples
+    notes: list[str] = []
+    samples = [_checked(metadata, feed, f"sample {number}", notes) for number, feed in enumerate(given)]
+    return samples, sorted(set(notes))
 
 
 def split_samples(samples: Sequence[Sample], calibration: int, seed: int) -> Split:
@@ -95,9 +95,8 @@ def split_samples(samples: Sequence[Sample], calibration: int, seed: int) -> Spl
     return Split(shuffled[:count], shuffled[count:], description, notes)
 
 
-def _samples_of(model: onnx.ModelProto, arrays: Mapping[str, np.ndarray], path: Path, notes: list[str]
-                ) -> list[Sample]:
-    metadata = input_metadata(model, {})
+def _samples_of(metadata: Mapping[str, tuple[np.dtype, list[int | str]]], arrays: Mapping[str, np.ndarray],
+                path: Path, notes: list[str]) -> list[Sample]:
     missing = [name for name in metadata if name not in arrays]
     if missing:
         raise OnnxShareError(f"data {path} has no array for model input(s) {', '.join(missing)}")

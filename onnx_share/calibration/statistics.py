@@ -58,13 +58,6 @@ class Moments:
         else:
             self.square += np.square(rows, dtype=np.float64).sum(axis=1)
 
-    def __iadd__(self, other: Moments) -> Moments:
-        self.count += other.count
-        self.total = self.total + other.total
-        self.square = self.square + other.square
-        self.gram = None if self.gram is None or other.gram is None else self.gram + other.gram
-        return self
-
 
 @dataclass
 class SiteStatistics:
@@ -82,7 +75,7 @@ class WeightStatistics:
     ``hessian``/``diagonal``: XᵀX [G, d, d] (None when not kept) and its diagonal [G, d] over the calibration
     rows, divided by their count; ``mean``: E[x] [G, d] (one site only, for bias correction); ``held_hessian``/
     ``held_diagonal``: the same over the held-out rows; ``row_counts``: how often each row of a ``Gather`` table
-    was read by the calibration samples (then the others are None); ``site``: the one site when there is one.
+    was read by the calibration samples, ``held_row_counts`` by the held-out ones (then the others are None).
     """
 
     view: View
@@ -93,7 +86,6 @@ class WeightStatistics:
     held_diagonal: np.ndarray | None = None
     row_counts: np.ndarray | None = None
     held_row_counts: np.ndarray | None = None
-    site: Site | None = None
 
     def activation_error(self, original: np.ndarray, decoded: np.ndarray) -> float | None:
         """‖X(W − Ŵ)‖ / ‖XW‖ over the held-out samples (a table: the rows they read, as often as they read them);
@@ -138,8 +130,6 @@ class Statistics:
     """Every site's statistics by :attr:`~.sites.Site.key`, and what the run cost."""
 
     sites: dict[Hashable, SiteStatistics] = field(default_factory=dict)
-    calibration_samples: int = 0
-    held_out_samples: int = 0
     gram_bytes: int = 0
     seconds: float = 0.0
     skipped: dict[str, str] = field(default_factory=dict)
@@ -157,8 +147,7 @@ class Statistics:
         if view.kind == "gather":
             counts = sum(np.asarray(entry.calibration, np.float64) for entry in entries)
             held = sum(np.asarray(entry.held_out, np.float64) for entry in entries)
-            return WeightStatistics(view, row_counts=np.asarray(counts), held_row_counts=np.asarray(held),
-                                    site=sites[0])
+            return WeightStatistics(view, row_counts=np.asarray(counts), held_row_counts=np.asarray(held))
         calibration = _summed([entry.calibration for entry in entries], view.groups)
         held_out = _summed([entry.held_out for entry in entries], view.groups)
         rows = max(calibration.count, 1)
@@ -170,7 +159,6 @@ class Statistics:
             mean=calibration.total / rows if len(entries) == 1 else None,
             held_hessian=None if held_out.gram is None else held_out.gram / held_rows,
             held_diagonal=held_out.square / held_rows if held_out.count else None,
-            site=sites[0] if len(entries) == 1 else None,
         )
 
 
@@ -187,7 +175,7 @@ def collect_statistics(
     """Run ``model`` (protobuf, external data in ``folder``) on every sample and sum the activations of the sites
     of ``weights`` (found in ``main``, the loaded model's main graph)."""
     start = time.perf_counter()
-    statistics = Statistics(calibration_samples=len(calibration), held_out_samples=len(held_out))
+    statistics = Statistics()
     sites: dict[Hashable, Site] = {}
     for weight in weights:
         found = weight_sites(weight, main)
@@ -230,7 +218,6 @@ def collect_statistics(
                 else:
                     initial = None if entry.site.initial is None else values[entry.site.initial]
                     target.add(entry.site.rows(activation, rng, initial))
-            del values
     statistics.seconds = time.perf_counter() - start
     log.info("calibration: %d site(s), %d + %d samples, %.1f s", len(sites), len(calibration), len(held_out),
              statistics.seconds)
@@ -238,20 +225,15 @@ def collect_statistics(
 
 
 def _summed(moments: list[Moments | np.ndarray], groups: int) -> Moments:
-    """The sum of several sites' moments, broadcast to ``groups`` (one input serving every direction)."""
-    total: Moments | None = None
-    for entry in moments:
-        assert isinstance(entry, Moments)
-        expanded = Moments(entry.count, np.broadcast_to(entry.total, (groups, entry.total.shape[1])).copy(),
-                           np.broadcast_to(entry.square, (groups, entry.square.shape[1])).copy(),
-                           None if entry.gram is None else np.broadcast_to(
-                               entry.gram, (groups, *entry.gram.shape[1:])).copy())
-        if total is None:
-            total = expanded
-        else:
-            total += expanded
-    assert total is not None
-    return total
+    """The sum of several sites' moments, each broadcast to ``groups`` (one input serving every direction)."""
+    parts = [entry for entry in moments if isinstance(entry, Moments)]
+
+    def total(arrays: list[np.ndarray]) -> np.ndarray:
+        return sum(np.broadcast_to(a, (groups, *a.shape[1:])) for a in arrays)  # type: ignore[return-value]
+
+    grams = [part.gram for part in parts if part.gram is not None]
+    return Moments(sum(part.count for part in parts), total([part.total for part in parts]),
+                   total([part.square for part in parts]), total(grams) if len(grams) == len(parts) else None)
 
 
 def _gram_bytes(site: Site) -> int:

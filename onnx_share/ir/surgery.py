@@ -138,11 +138,11 @@ def add_to_bias(consumer: ir.Node, weight_input: int, shift: np.ndarray, names: 
             return "a GRU's recurrent bias is gated by its reset gate"
         return _shifted_recurrent_bias(consumer, weight_input, shift, names)
     if op == "Gemm":
-        alpha = consumer.attributes.get_float("alpha", 1.0) or 1.0
+        alpha = consumer.attributes.get_float("alpha", 1.0)
         beta = consumer.attributes.get_float("beta", 1.0)
-        if beta == 0.0:
+        if not beta:
             return "Gemm's beta is 0: its C is ignored"
-        return _shifted_input(consumer, 2, shift * alpha / (1.0 if beta is None else beta), names)
+        return _shifted_input(consumer, 2, shift * alpha / beta, names)
     if op == "MatMul":
         readers = list(consumer.outputs[0].uses())
         if len(readers) != 1 or readers[0].node.op_type != "Add" or consumer.outputs[0].is_graph_output():

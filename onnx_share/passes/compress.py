@@ -140,7 +140,9 @@ class CompressPass(WeightPass):
             notes.append(f"sparsity {zeros_before / size:.1%} -> {fitted.zeros / size:.1%}")
         if data_free is not None:
             notes.append(f"data-free: {data_free}")
-        notes.extend(self._calibration_notes(weight, fitted, names))
+        calibrated = [*fitted.methods, *filter(None, [self._correct_bias(weight, fitted, names)])]
+        if calibrated:
+            notes.append(f"calibrated: {', '.join(calibrated)}")
         return tensor_row(
             weight,
             bytes_before=bytes_before,
@@ -157,16 +159,13 @@ class CompressPass(WeightPass):
         )
 
     @staticmethod
-    def _calibration_notes(weight: WeightTensor, fitted: Fitted, names: NameScope) -> list[str]:
-        """What the calibration data changed for this weight; corrects the bias of its consumer when asked."""
-        if not fitted.methods and fitted.bias_shift is None:
-            return []
-        done = list(fitted.methods)
+    def _correct_bias(weight: WeightTensor, fitted: Fitted, names: NameScope) -> str | None:
+        """Add the fit's bias shift to the bias of the weight's one consumer; what happened, for the report."""
         use = weight.uses[0]
-        if fitted.bias_shift is not None and use.node is not None:
-            problem = add_to_bias(use.node, use.input_index, fitted.bias_shift, names)
-            done.append("bias corrected" if problem is None else f"bias not corrected: {problem}")
-        return [f"calibrated: {', '.join(done)}"]
+        if fitted.bias_shift is None or use.node is None:
+            return None
+        problem = add_to_bias(use.node, use.input_index, fitted.bias_shift, names)
+        return "bias corrected" if problem is None else f"bias not corrected: {problem}"
 
 
 def _wanted(chosen: list[tuple[WeightTensor, WeightSpec]]) -> set[int]:

@@ -9,7 +9,7 @@ import onnx.helper as oh
 import pytest
 from helpers import make_model, run, tensor_info, with_outputs
 
-from onnx_share.calibration.sites import MAX_PATCHES
+from onnx_share.calibration.sites import MAX_PATCHES, weight_sites
 from onnx_share.calibration.statistics import Moments, collect_statistics
 from onnx_share.config import OptimizeConfig
 from onnx_share.io.load import load_model
@@ -59,7 +59,7 @@ def test_each_site_rows_times_its_view_give_the_layer_output() -> None:
     for weight in weights:
         entry = statistics.for_weight(weight, loaded.graph)
         assert not isinstance(entry, str), entry
-        site = entry.site
+        site = weight_sites(weight, loaded.graph)[0]
         rows = site.rows(x[weight.name], np.random.default_rng(0))
         product = np.matmul(rows, entry.view.to_view(weight.numpy().astype(np.float64)))
         if weight.name == "conv_w":
