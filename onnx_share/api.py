@@ -29,6 +29,7 @@ from onnx_share.report.data import CalibrationReport, CompareReport, OpsetConver
 if TYPE_CHECKING:
     import numpy as np
 
+    from onnx_share.budget.search import Score
     from onnx_share.calibration.statistics import Statistics
     from onnx_share.check.feeds import Feeds
     from onnx_share.ir.weights import WeightTensor
@@ -87,17 +88,22 @@ def optimize(
     *,
     progress: bool = False,
     data: Iterable[Mapping[str, np.ndarray]] | None = None,
+    score: Score | None = None,
 ) -> OptimizeResult:
     """Compress the weights of ``model`` (a path, ``onnx.ModelProto`` or ``ir.Model``; never modified).
 
     ``data``: calibration samples as feed dicts (one sample each), added to the files ``config.calibration.data``
     names; with any, the weights are fitted to the activations they multiply and validation runs on the held-out
-    samples.
+    samples. With ``config.budget`` set, every weight's scheme, bits and granularity are searched to meet it
+    (:mod:`onnx_share.budget.search`); ``score(model_path) -> float`` (higher is better) is the task metric a
+    ``budget.max_drop`` bounds. The result's ``config`` then reproduces the chosen model without searching.
     """
     if config is None:
         config = OptimizeConfig()
     elif not isinstance(config, OptimizeConfig):
         config = OptimizeConfig.from_dict(config)
+    if score is not None and config.budget.max_drop is None:
+        raise OnnxShareError("a score function needs budget.max_drop: how far the score may fall")
     start = time.perf_counter()
     loaded = load_model(model.clone() if isinstance(model, ir.Model) else model)
     report = Report(tool_version=__version__, config=config.to_dict())
@@ -124,6 +130,15 @@ def optimize(
         statistics, held_out, report.calibration = _calibrate(model, loaded.graph, weights, config, data)
         report.timings_s["calibrate"] = time.perf_counter() - start
 
+    tables = None
+    if config.budget.enabled:
+        from onnx_share.budget.search import search_budget
+
+        start = time.perf_counter()
+        found = search_budget(loaded, config, statistics, held_out, ProtoModel.read(_as_model_file(model)), score)
+        report.budget, config, tables = found.report, found.config, found.tables
+        report.timings_s["budget"] = time.perf_counter() - start
+
     target = wanted_opset(loaded, config)
     current = default_opset(loaded)
     if target is not None and current is not None and current < target and opset_blockers(loaded, target):
@@ -131,7 +146,7 @@ def optimize(
         loaded, report.conversion = _convert(loaded, target, files[0].parent if files else None, config)
         report.timings_s["convert"] = time.perf_counter() - start
         report.notes.append(_conversion_note(report.conversion))
-    run_pipeline(loaded, config, report, progress=progress, statistics=statistics)
+    run_pipeline(loaded, config, report, progress=progress, statistics=statistics, tables=tables)
     # Skip rows of tensors a pass removed (folded shapes, merged duplicates) go: their pass reported them.
     remaining = {name for graph in loaded.graphs() for name in graph.initializers}
     report.tensors[:0] = [row for row in skipped if row.name in remaining]

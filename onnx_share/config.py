@@ -186,6 +186,57 @@ class CalibrationConfig:
             raise OnnxShareError(f"calibration.samples must be at least 1, got {self.samples}")
 
 
+LOSS_METRICS: tuple[str, ...] = ("relative", "cosine")
+BUDGET_BITS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """A budget the search meets by choosing every weight's scheme, bits and granularity (one budget at a time).
+
+    - ``target_bits``: average stored bits per compressed weight, codebooks, scales and decode nodes included.
+    - ``target_size``: bytes of the output file.
+    - ``max_loss``: the largest held-out output error allowed: with ``loss`` ``relative``, ‖Y − Ŷ‖ / ‖Y‖ (root
+      mean over the float outputs); with ``cosine``, 1 − the lowest output cosine. Measured on the held-out
+      calibration samples, so it needs calibration data.
+    - ``max_drop``: the Python API's ``score(model_path) -> float`` (higher is better) may fall by at most this.
+    - ``bits`` and ``schemes``: the candidates per weight (uniform grids take 2, 4 and 8 of those bits); codebooks
+      are tried per tensor and at ``auto`` granularity, grids at ``auto``.
+    """
+
+    target_bits: float | None = None
+    target_size: int | None = None
+    max_loss: float | None = None
+    loss: Literal["relative", "cosine"] = "relative"
+    max_drop: float | None = None
+    bits: tuple[int, ...] = BUDGET_BITS
+    schemes: tuple[str, ...] = SCHEMES
+
+    def __post_init__(self) -> None:
+        set_budgets = [key for key in ("target_bits", "target_size", "max_loss", "max_drop")
+                       if getattr(self, key) is not None]
+        if len(set_budgets) > 1:
+            raise OnnxShareError(f"set one budget, not {' and '.join(set_budgets)}")
+        if self.target_bits is not None and not 1.0 <= self.target_bits <= 32.0:
+            raise OnnxShareError(f"budget.target_bits must be from 1 to 32, got {self.target_bits}")
+        if self.target_size is not None and self.target_size < 1:
+            raise OnnxShareError(f"budget.target_size must be a positive byte count, got {self.target_size}")
+        if self.max_loss is not None and not 0.0 <= self.max_loss <= 2.0:
+            raise OnnxShareError(f"budget.max_loss must be in [0, 2], got {self.max_loss}")
+        if self.max_drop is not None and self.max_drop < 0.0:
+            raise OnnxShareError(f"budget.max_drop must not be negative, got {self.max_drop}")
+        if self.loss not in LOSS_METRICS:
+            raise OnnxShareError(f"budget.loss must be one of {', '.join(LOSS_METRICS)}, got {self.loss!r}")
+        if not self.bits or any(not isinstance(b, int) or not 1 <= b <= 8 for b in self.bits):
+            raise OnnxShareError(f"budget.bits must be integers from 1 to 8, got {list(self.bits)}")
+        if not self.schemes or any(s not in SCHEMES for s in self.schemes):
+            raise OnnxShareError(f"budget.schemes must be among {', '.join(SCHEMES)}, got {list(self.schemes)}")
+
+    @property
+    def enabled(self) -> bool:
+        return any(getattr(self, key) is not None for key in ("target_bits", "target_size", "max_loss", "max_drop"))
+
+
 PASS_NAMES: tuple[str, ...] = ("fold-shapes", "fold-qdq", "share", "lowrank", "prune", "compress")
 
 
@@ -277,6 +328,7 @@ class OptimizeConfig:
     prune: PruneConfig = field(default_factory=PruneConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     target: str = "portable"
     jobs: int | None = None
 
@@ -351,6 +403,8 @@ class OptimizeConfig:
         validation["inputs"] = list(self.validation.inputs)
         validation["input_shapes"] = {k: list(v) for k, v in self.validation.input_shapes.items()}
         data["calibration"]["data"] = list(self.calibration.data)
+        data["budget"]["bits"] = list(self.budget.bits)
+        data["budget"]["schemes"] = list(self.budget.schemes)
         return data
 
     @classmethod
@@ -367,9 +421,12 @@ class OptimizeConfig:
             }
             fields["validation"] = ValidationConfig(**validation)
         for key, section in (("share", ShareConfig), ("lowrank", LowRankConfig), ("prune", PruneConfig),
-                             ("calibration", CalibrationConfig)):
+                             ("calibration", CalibrationConfig), ("budget", BudgetConfig)):
             if key in fields:
                 fields[key] = section(**_checked_fields(section, fields[key], key))
+        if "budget" in fields:
+            fields["budget"] = dataclasses.replace(fields["budget"], bits=tuple(fields["budget"].bits),
+                                                   schemes=tuple(fields["budget"].schemes))
         if "calibration" in fields:
             fields["calibration"] = dataclasses.replace(fields["calibration"],
                                                         data=tuple(fields["calibration"].data))

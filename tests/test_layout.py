@@ -23,8 +23,9 @@ ALLOWED: dict[str, set[str]] = {
     "calibration": {"check", "ir", "io", "numerics"},
     "passes": {"calibration", "ir", "io", "numerics", "config", "report"},
     "targets": {"check", "io", "config", "report"},
-    "api": {"passes", "calibration", "ir", "io", "numerics", "config", "report", "check", "targets"},
-    "cli": {"api", "passes", "calibration", "ir", "io", "numerics", "config", "report", "check", "targets"},
+    "budget": {"passes", "calibration", "check", "ir", "io", "numerics", "config", "report"},
+    "api": {"budget", "passes", "calibration", "ir", "io", "numerics", "config", "report", "check", "targets"},
+    "cli": {"api", "budget", "passes", "calibration", "ir", "io", "numerics", "config", "report", "check", "targets"},
     "__init__": {"api", "config", "io", "check"},
     "__main__": {"cli"},
 }

@@ -22,7 +22,7 @@ import onnx_ir as ir
 from onnx_share.calibration.sites import Site, View, weight_sites
 from onnx_share.errors import OnnxShareError, first_line
 from onnx_share.ir.weights import WeightTensor
-from onnx_share.numerics.gptq import activation_error
+from onnx_share.numerics.gptq import GptqPlan, activation_error
 
 log = logging.getLogger("onnx_share")
 
@@ -86,6 +86,14 @@ class WeightStatistics:
     held_diagonal: np.ndarray | None = None
     row_counts: np.ndarray | None = None
     held_row_counts: np.ndarray | None = None
+    _plan: GptqPlan | None = field(default=None, repr=False, compare=False)
+
+    def gptq_plan(self) -> GptqPlan:
+        """GPTQ's factorisation of ``hessian``, computed on first use and kept for every form rounded on it."""
+        assert self.hessian is not None
+        if self._plan is None:
+            self._plan = GptqPlan.of(self.hessian)
+        return self._plan
 
     def activation_error(self, original: np.ndarray, decoded: np.ndarray) -> float | None:
         """‖X(W − Ŵ)‖ / ‖XW‖ over the held-out samples (a table: the rows they read, as often as they read them);

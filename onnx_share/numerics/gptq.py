@@ -55,21 +55,39 @@ class GridRounder:
         return (steps - zero_point) * scale
 
 
-def gptq_round(view: np.ndarray, hessian: np.ndarray, rounder: CodebookRounder | GridRounder) -> np.ndarray:
+@dataclass(frozen=True)
+class GptqPlan:
+    """What GPTQ needs of XᵀX [G, d, d], computed once per weight for every form rounded on it: the act order
+    (rows that matter most first), the rows whose input never fires, and the upper Cholesky factor of the
+    damped inverse in that order."""
+
+    order: np.ndarray
+    dead: np.ndarray
+    factor: np.ndarray
+
+    @classmethod
+    def of(cls, hessian: np.ndarray) -> GptqPlan:
+        rows = hessian.shape[1]
+        diagonal = np.diagonal(hessian, axis1=1, axis2=2)
+        order = np.argsort(-diagonal, axis=1, kind="stable")
+        hessian = np.take_along_axis(np.take_along_axis(hessian.astype(np.float64), order[:, :, None], 1),
+                                     order[:, None, :], 2)
+        dead = np.take_along_axis(diagonal, order, 1) <= 0
+        hessian[np.broadcast_to(dead[:, :, None], hessian.shape)] = 0.0
+        hessian[np.broadcast_to(dead[:, None, :], hessian.shape)] = 0.0
+        hessian[:, np.arange(rows), np.arange(rows)] += dead
+        return cls(order, dead, _inverse_cholesky(hessian))
+
+
+def gptq_round(view: np.ndarray, hessian: np.ndarray | GptqPlan, rounder: CodebookRounder | GridRounder
+               ) -> np.ndarray:
     """``view`` [G, d, out] rounded by ``rounder`` with GPTQ error compensation on ``hessian`` [G, d, d] (XᵀX per
-    group), all groups at once; every returned value is one ``rounder`` gives. Rows whose input never fires
-    (H[i, i] = 0) are rounded to nearest: no output depends on them."""
+    group, or its :class:`GptqPlan`), all groups at once; every returned value is one ``rounder`` gives. Rows
+    whose input never fires (H[i, i] = 0) are rounded to nearest: no output depends on them."""
+    plan = hessian if isinstance(hessian, GptqPlan) else GptqPlan.of(hessian)
+    order, dead, factor = plan.order, plan.dead, plan.factor
     rows = view.shape[1]
-    diagonal = np.diagonal(hessian, axis1=1, axis2=2)
-    order = np.argsort(-diagonal, axis=1, kind="stable")  # act order: the rows that matter most first
-    hessian = np.take_along_axis(np.take_along_axis(hessian.astype(np.float64), order[:, :, None], 1),
-                                 order[:, None, :], 2)
     weights = np.take_along_axis(view.astype(np.float64), order[:, :, None], 1)
-    dead = np.take_along_axis(diagonal, order, 1) <= 0
-    hessian[np.broadcast_to(dead[:, :, None], hessian.shape)] = 0.0
-    hessian[np.broadcast_to(dead[:, None, :], hessian.shape)] = 0.0
-    hessian[:, np.arange(rows), np.arange(rows)] += dead
-    factor = _inverse_cholesky(hessian)
     rounded = np.empty_like(weights)
     for start in range(0, rows, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, rows)

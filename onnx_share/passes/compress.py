@@ -55,19 +55,22 @@ Plan = tuple[CandidateTable, Form, TensorReport | None, str | None]
 
 class CompressPass(WeightPass):
     """Replace every selected weight by the decode subgraph of the form its spec chooses; with calibration
-    ``statistics``, fitted to the activations it multiplies (see :class:`~onnx_share.config.WeightSpec`)."""
+    ``statistics``, fitted to the activations it multiplies (see :class:`~onnx_share.config.WeightSpec`).
+    ``tables``: candidate tables by weight name, whose fits are reused where they hold (a budget search fitted
+    them) and where the tables this pass builds are kept."""
 
     name = "compress"
 
-    def __init__(self, config: OptimizeConfig, *, progress: bool = False, statistics: Statistics | None = None
-                 ) -> None:
+    def __init__(self, config: OptimizeConfig, *, progress: bool = False, statistics: Statistics | None = None,
+                 tables: dict[str, CandidateTable] | None = None) -> None:
         super().__init__(config, progress=progress)
         self.statistics = statistics
+        self.tables = tables
 
     @classmethod
-    def from_config(cls, config: OptimizeConfig, *, progress: bool = False, statistics: Statistics | None = None
-                    ) -> CompressPass:
-        return cls(config, progress=progress, statistics=statistics)
+    def from_config(cls, config: OptimizeConfig, *, progress: bool = False, statistics: Statistics | None = None,
+                    tables: dict[str, CandidateTable] | None = None) -> CompressPass:
+        return cls(config, progress=progress, statistics=statistics, tables=tables)
 
     def opsets_wanted(self, model: ir.Model) -> set[int]:
         """The default-domain opsets the selected weights' forms benefit from (native packed types,
@@ -98,11 +101,18 @@ class CompressPass(WeightPass):
         with working_on(weight.name):
             original = weight.value.meta.get(ORIGINAL_META_KEY)
             statistics = None if self.statistics is None else self.statistics.for_weight(weight, main)
-            table = CandidateTable(
-                weight, opset, spec, target=self.config.target,
-                reference=None if original is None else original.numpy(), seed=self.config.seed,
-                statistics=None if isinstance(statistics, str) else statistics,
-            )
+            measured = None if isinstance(statistics, str) else statistics
+            cached = None if self.tables is None else self.tables.get(weight.name)
+            if cached is not None and cached.serves(weight, spec, self.config.target, self.config.seed):
+                table = cached.rebound(weight, opset, measured)
+            else:
+                table = CandidateTable(
+                    weight, opset, spec, target=self.config.target,
+                    reference=None if original is None else original.numpy(), seed=self.config.seed,
+                    statistics=measured,
+                )
+                if self.tables is not None:
+                    self.tables[weight.name] = table
             form = choose_form(table, spec)
             refused = not_smaller(weight, table.cost(form))
             if refused is None:

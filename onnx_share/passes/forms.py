@@ -98,6 +98,11 @@ class Form:
             where = f"groups of {self.group_size}" if self.scheme == "codebook" else f"blocks of {self.group_size}"
         return f"{self.scheme} {self.bits}-bit {where}"
 
+    @property
+    def fit_key(self) -> tuple:
+        """What the fitted encoding depends on: not how it is stored or decoded (so opsets share fits)."""
+        return self.scheme, self.clusters, self.granularity, self.axis, self.group_size, self.symmetric
+
 
 @dataclass(frozen=True)
 class Fitted:
@@ -142,7 +147,26 @@ class CandidateTable:
         self.seed = seed
         self._reference = reference
         self._costs: dict[Form, int] = {}
-        self._fits: dict[Form, Fitted] = {}
+        self._data: dict[Form, int] = {}
+        self._fits: dict[tuple, Fitted] = {}
+
+    def serves(self, weight: WeightTensor, spec: WeightSpec, target: str, seed: int) -> bool:
+        """Whether this table's fits hold for ``weight`` under ``spec``: the same values and everything a fit
+        depends on but the form (scheme, bits, clusters, granularity and block size pick the form)."""
+        form_fields = {"scheme": "codebook", "bits": 8, "clusters": None, "granularity": "auto", "group_size": 128}
+        return (weight.name == self.weight.name and weight.shape == self.weight.shape
+                and weight.dtype == self.weight.dtype and target == self.target and seed == self.seed
+                and replace(spec, **form_fields) == replace(self.spec, **form_fields))
+
+    def rebound(self, weight: WeightTensor, opset: int, statistics: WeightStatistics | None) -> CandidateTable:
+        """A table for ``weight`` (the same values in another graph) at ``opset`` that shares this table's fits
+        (and its costs, at the same opset)."""
+        table = CandidateTable(weight, opset, self.spec, target=self.target, reference=self._reference,
+                               seed=self.seed, statistics=statistics)
+        table._fits = self._fits
+        if opset == self.opset:
+            table._costs, table._data = self._costs, self._data
+        return table
 
     @property
     def stored_cost(self) -> int:
@@ -166,13 +190,24 @@ class CandidateTable:
                 nodes, initializers = self.graph(form, NameScope(), placeholder)
                 nodes[-1].outputs[0].name = self.weight.name  # as replace_weight names it
                 self._costs[form] = stored_bytes(nodes, initializers)
+            self._data[form] = sum(int(v.const_value.nbytes) for v in initializers if v.const_value is not None)
         return self._costs[form]
+
+    def data_cost(self, form: Form) -> int:
+        """Bytes of the form's stored numbers alone (indices or codes, codebooks, scales, zero points): what a
+        budget in bits per weight counts."""
+        self.cost(form)
+        return self._data[form]
 
     def fit(self, form: Form) -> Fitted:
         """The weight encoded in ``form`` and its error (cached)."""
-        if form not in self._fits:
-            self._fits[form] = self._fit(form)
-        return self._fits[form]
+        if form.fit_key not in self._fits:
+            self._fits[form.fit_key] = self._fit(form)
+        return self._fits[form.fit_key]
+
+    def decoded(self, form: Form) -> np.ndarray:
+        """Ŵ of the fitted form as its decode graph computes it, in the weight's layout and dtype."""
+        return _decoded(self.fit(form).encoding, self.weight.numpy())
 
     def graph(
         self,
@@ -220,7 +255,8 @@ class CandidateTable:
             )
             if statistics is not None and hessian is not None:
                 ids = statistics.view.to_view(codebook_ids(encoding, values.shape))
-                rounded = gptq_round(statistics.view.to_view(values), hessian, CodebookRounder(encoding.centroids, ids))
+                rounded = gptq_round(statistics.view.to_view(values), statistics.gptq_plan(),
+                                     CodebookRounder(encoding.centroids, ids))
                 encoding = with_values(encoding, statistics.view.from_view(rounded, values.shape))
             if statistics is not None and spec.refit and statistics.hessian is not None:
                 view = statistics.view
@@ -238,7 +274,7 @@ class CandidateTable:
             if statistics is not None and hessian is not None:
                 qmin, qmax = integer_range(form.bits, form.symmetric)
                 scale, zero_point = (statistics.view.to_view(p) for p in encoding.per_element())
-                rounded = gptq_round(statistics.view.to_view(values), hessian,
+                rounded = gptq_round(statistics.view.to_view(values), statistics.gptq_plan(),
                                      GridRounder(scale, zero_point, qmin, qmax))
                 encoding = encoding.with_values(statistics.view.from_view(rounded, values.shape))
             error, zeros = relative_error(reference, _decoded(encoding, values)), None

@@ -23,6 +23,7 @@ from onnx_share.report.data import PassSection, Report
 
 if TYPE_CHECKING:
     from onnx_share.calibration.statistics import Statistics
+    from onnx_share.passes.forms import CandidateTable
 
 log = logging.getLogger("onnx_share")
 
@@ -77,11 +78,16 @@ class RecordedStep(ir.passes.InPlacePass):
 
 
 def build_passes(
-    name: str, config: OptimizeConfig, *, progress: bool = False, statistics: Statistics | None = None
+    name: str,
+    config: OptimizeConfig,
+    *,
+    progress: bool = False,
+    statistics: Statistics | None = None,
+    tables: dict[str, CandidateTable] | None = None,
 ) -> list[ir.passes.PassBase]:
     """The passes behind pipeline step ``name``, configured from ``config`` (``compress`` also gets the
-    calibration ``statistics``)."""
-    extra = {"statistics": statistics} if name == "compress" else {}
+    calibration ``statistics`` and the candidate ``tables`` to reuse)."""
+    extra = {"statistics": statistics, "tables": tables} if name == "compress" else {}
     return [cls.from_config(config, progress=progress, **extra) for cls in PASSES[name]]  # type: ignore[attr-defined]
 
 
@@ -101,10 +107,12 @@ def run_pipeline(
     *,
     progress: bool = False,
     statistics: Statistics | None = None,
+    tables: dict[str, CandidateTable] | None = None,
 ) -> None:
     """Run ``config.pass_names`` over ``model`` in place, recording a section per pass in ``report``; ``compress``
-    uses the calibration ``statistics`` when given."""
-    steps = [RecordedStep(name, build_passes(name, config, progress=progress, statistics=statistics), report)
+    uses the calibration ``statistics`` and reuses the fits of candidate ``tables`` when given."""
+    steps = [RecordedStep(name, build_passes(name, config, progress=progress, statistics=statistics,
+                                             tables=tables), report)
              for name in config.pass_names]
     try:
         ir.passes.PassManager(steps, steps=1)(model)

@@ -173,6 +173,54 @@ class CalibrationReport:
 
 
 @dataclass
+class BudgetLayer:
+    """One weight in a budget search: its measured ``sensitivity`` (output error per unit of its own error,
+    :mod:`onnx_share.budget.sensitivity`), what its distortion was measured on (``activations`` or ``weights``),
+    its candidate count and the form chosen, with that form's bits per weight and predicted share of the loss."""
+
+    name: str
+    elements: int
+    sensitivity: float
+    measured_on: str
+    candidates: int
+    chosen: str
+    bits: float
+    predicted: float
+
+
+@dataclass
+class BudgetPoint:
+    """One allocation: its file bytes, stored bits per compressed weight, predicted and (when built) measured
+    held-out loss, the user's score; ``step`` says why it was built (``start``, ``bisect``, ``repair``) or
+    ``curve`` for a frontier point only predicted; ``passed``: whether it met the budget."""
+
+    step: str
+    file_bytes: int
+    bits: float
+    predicted_loss: float
+    loss: float | None = None
+    score: float | None = None
+    passed: bool | None = None
+
+
+@dataclass
+class BudgetReport:
+    """A budget search: the ``goal``, the loss it measured (``relative``, ``cosine`` or ``score``) and on what
+    samples, per weight its sensitivity and choice, the predicted rate–distortion ``curve``, the models built in
+    order (``tried``), the one kept (``chosen``, an index into ``tried``) and the seconds each phase took."""
+
+    goal: str
+    loss: str
+    samples: str
+    layers: list[BudgetLayer] = field(default_factory=list)
+    curve: list[BudgetPoint] = field(default_factory=list)
+    tried: list[BudgetPoint] = field(default_factory=list)
+    chosen: int | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class TargetReport:
     """A deployment target's run of the rewritten model (TensorRT): did it build, how big, how fast, how close."""
 
@@ -211,6 +259,7 @@ class Report:
     histograms: list[WeightHistogram] = field(default_factory=list)
     conversion: OpsetConversion | None = None
     calibration: CalibrationReport | None = None
+    budget: BudgetReport | None = None
     kind: str = "optimize"
     schema_version: int = REPORT_SCHEMA_VERSION
 

@@ -1,0 +1,300 @@
+"""The budget search: every weight's form chosen to meet a size, bits or loss budget, then built and verified.
+
+1. The passes before ``compress`` run on a copy of the model; every weight they leave gets its candidates
+   (:mod:`~onnx_share.budget.candidates`) and its sensitivity (:mod:`~onnx_share.budget.sensitivity`).
+2. :func:`~onnx_share.budget.allocate.pareto_frontier` gives the allocation of least predicted output error for
+   every byte count: the predicted rate–distortion curve.
+3. A size or bits budget takes the best point within it; the model is built by the whole pipeline from the
+   original, as the saved config would build it, and saved. Where it comes out over the budget (the file's
+   bytes beyond the weights were estimated), the budget is lowered by the excess and the point chosen again.
+4. A loss budget starts at the cheapest point whose predicted loss is within the bound, measures each model it
+   builds on the held-out samples (or by the user's score) and bisects along the frontier for the cheapest point
+   that holds: a point that fails moves the search up the curve, raising first the weights whose error costs the
+   most output error per byte.
+
+Every model built is a row of the report; the chosen one's per-tensor settings become ``tensors`` overrides of
+a config that reproduces it without searching.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx_ir as ir
+
+from onnx_share.budget.allocate import Frontier, pareto_frontier
+from onnx_share.budget.candidates import Layer, build_layers, search_opsets
+from onnx_share.budget.sensitivity import (
+    Outputs,
+    float_outputs,
+    measure_sensitivities,
+    output_loss,
+    predicted_loss,
+    runner,
+)
+from onnx_share.calibration.statistics import Statistics
+from onnx_share.check.feeds import Feeds, prepare_feeds
+from onnx_share.config import BudgetConfig, OptimizeConfig
+from onnx_share.errors import OnnxShareError
+from onnx_share.io.proto import ProtoModel
+from onnx_share.io.save import PROTOBUF_LIMIT_BYTES, data_file, estimated_size_bytes, save_model
+from onnx_share.ir.opset import raise_opset_to_best
+from onnx_share.ir.selection import select_weights
+from onnx_share.passes.forms import CandidateTable
+from onnx_share.passes.registry import run_pipeline
+from onnx_share.report.data import BudgetLayer, BudgetPoint, BudgetReport, Report
+
+# Frontier points a loss budget bisects over, and that the report's curve shows.
+CURVE_POINTS = 32
+# Rebuilds of a size or bits budget that came out over it.
+MAX_REPAIRS = 4
+
+Score = Callable[[str], float]
+
+
+@dataclass
+class SearchResult:
+    """The config that builds the chosen model (``budget`` off, one ``tensors`` override per weight), the
+    candidate tables whose fits the final build reuses, and the search's report."""
+
+    config: OptimizeConfig
+    tables: dict[str, CandidateTable]
+    report: BudgetReport
+
+
+@dataclass
+class _Built:
+    row: int  # in the report's ``tried``
+    file_bytes: int
+    bits: float
+    loss: float | None
+    score: float | None
+
+
+@dataclass
+class _Search:
+    """What every build of the search needs."""
+
+    model: ir.Model
+    config: OptimizeConfig
+    layers: list[Layer]
+    frontier: Frontier
+    statistics: Statistics | None
+    samples: list[dict[str, np.ndarray]]
+    reference: Outputs | None
+    original: ProtoModel
+    score: Score | None
+    report: BudgetReport
+    tables: dict[str, CandidateTable] = field(default_factory=dict)
+    built: dict[int, _Built] = field(default_factory=dict)
+
+    def config_for(self, point: int) -> OptimizeConfig:
+        """The user's config with one override per weight naming its form at frontier ``point``."""
+        tensors = {key: dict(changes) for key, changes in self.config.tensors.items()}
+        for layer, pick in zip(self.layers, self.frontier.choice(point), strict=True):
+            key = exact_pattern(layer.name)
+            tensors[key] = {**tensors.pop(key, {}), **layer.changes[pick]}
+        return self.config.updated(tensors=tensors, budget=BudgetConfig())
+
+    def build(self, point: int, step: str) -> _Built:
+        """Build frontier ``point`` as the pipeline does from the original, save it, and measure it."""
+        if point in self.built:
+            return self.built[point]
+        model = self.model.clone()
+        built = Report(tool_version="", config={})
+        run_pipeline(model, self.config_for(point), built, statistics=self.statistics, tables=self.tables)
+        compressed = built.compressed
+        elements = sum(int(np.prod(row.shape, dtype=np.int64)) for row in compressed)
+        bits = 8 * sum(row.bytes_after for row in compressed) / max(elements, 1)
+        external = self.config.external_data
+        if external is None:
+            external = estimated_size_bytes(model) >= PROTOBUF_LIMIT_BYTES
+        with tempfile.TemporaryDirectory(prefix="onnx-share-budget-") as folder:
+            path = save_model(model, Path(folder) / "candidate.onnx", external_data=external)
+            file_bytes = sum(p.stat().st_size for p in (path, data_file(path)) if p.is_file())
+            loss = None
+            if self.reference is not None:
+                outputs = float_outputs(self.original.proto)
+                loss = output_loss(self.reference, runner(str(path), None, outputs)(self.samples),
+                                   self.config.budget.loss)
+            score = None if self.score is None else float(self.score(str(path)))
+        result = _Built(len(self.report.tried), file_bytes, bits, loss, score)
+        self.built[point] = result
+        self.report.tried.append(BudgetPoint(step, file_bytes, bits, self.predicted(point), loss, score))
+        return result
+
+    def predicted(self, point: int) -> float:
+        return predicted_loss(float(self.frontier.distortion[point]), self.config.budget.loss)
+
+
+def exact_pattern(name: str) -> str:
+    """A ``tensors`` key (a glob) that matches the tensor ``name`` only."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def search_budget(
+    model: ir.Model,
+    config: OptimizeConfig,
+    statistics: Statistics | None,
+    held_out: Feeds | None,
+    original: ProtoModel,
+    score: Score | None = None,
+) -> SearchResult:
+    """Choose every weight's form to meet ``config.budget`` (see the module docstring); ``model`` (the loaded
+    original, not changed) is what every candidate is built from, ``original`` the file it was read from,
+    ``held_out`` the samples a loss is measured on and ``score`` the user's task metric."""
+    budget = config.budget
+    if budget.max_drop is not None and score is None:
+        raise OnnxShareError("budget.max_drop needs a score function (optimize(..., score=...))")
+    if budget.max_loss is not None and held_out is None:
+        raise OnnxShareError("a loss budget is measured on held-out samples: give calibration data (--data)")
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    work = model.clone()
+    before = tuple(name for name in config.pass_names if name != "compress")
+    run_pipeline(work, config.updated(passes=before), Report(tool_version="", config={}))
+    chosen = select_weights(work, config).chosen
+    if not chosen:
+        raise OnnxShareError("no weight is selected for compression, so there is no budget to meet")
+    opset, _ = raise_opset_to_best(work, search_opsets(chosen, budget, config.target))
+    layers = build_layers(chosen, config, opset, work.graph, statistics)
+    timings["candidates"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    feeds = held_out if held_out is not None else prepare_feeds(original.proto, config.validation)
+    report = BudgetReport(_goal(budget), "score" if budget.max_drop is not None else budget.loss, feeds.source)
+    report.notes.extend(measure_sensitivities(work, layers, original.folder, feeds.samples))
+    timings["sensitivity"] = time.perf_counter() - start
+
+    # A bits budget counts the stored numbers; the others, every byte of the file.
+    sizes = [layer.data if budget.target_bits is not None else layer.costs for layer in layers]
+    frontier = pareto_frontier(sizes, [layer.sensitivity * layer.distortions for layer in layers])
+    elements = sum(layer.elements for layer in layers)
+    fixed = estimated_size_bytes(work) - sum(layer.table.stored_cost for layer in layers)
+    for point in _curve_points(frontier):
+        picks = list(zip(layers, frontier.choice(point), strict=True))
+        report.curve.append(BudgetPoint(
+            "curve", int(fixed + sum(layer.costs[pick] for layer, pick in picks)),
+            8 * float(sum(layer.data[pick] for layer, pick in picks)) / elements,
+            predicted_loss(float(frontier.distortion[point]), budget.loss)))
+    reference = None
+    if held_out is not None or budget.max_drop is None:
+        outputs = float_outputs(original.proto)
+        reference = runner(original.source, original.folder, outputs)(feeds.samples)
+    search = _Search(model, config, layers, frontier, statistics, list(feeds.samples), reference, original, score,
+                     report)
+
+    start = time.perf_counter()
+    if budget.target_bits is not None or budget.target_size is not None:
+        chosen_point = _within_size(search, fixed, elements)
+    else:
+        chosen_point = _within_loss(search, original)
+    timings["build"] = time.perf_counter() - start
+    report.chosen = search.build(chosen_point, "chosen").row
+    picks = frontier.choice(chosen_point)
+    for layer, pick in zip(layers, picks, strict=True):
+        report.layers.append(BudgetLayer(
+            layer.name, layer.elements, layer.sensitivity, layer.measured_on, len(layer.forms),
+            layer.forms[pick].label, 8 * float(layer.data[pick]) / layer.elements,
+            layer.sensitivity * float(layer.distortions[pick]),
+        ))
+    report.timings_s = timings
+    return SearchResult(search.config_for(chosen_point), search.tables, report)
+
+
+def _within_size(search: _Search, fixed: int, elements: int) -> int:
+    """The least-error point within a bits or size budget, rebuilt with the budget lowered by any excess."""
+    budget = search.config.budget
+    if budget.target_bits is not None:
+        allowed = budget.target_bits * elements / 8
+    else:
+        assert budget.target_size is not None
+        allowed = budget.target_size - fixed
+    point = search.frontier.within(allowed)
+    if point is None:
+        search.report.notes.append("no allocation fits the budget: the smallest one is built")
+        point = 0
+    for attempt in range(MAX_REPAIRS + 1):
+        built = search.build(point, "start" if attempt == 0 else "repair")
+        excess = (built.bits - budget.target_bits) * elements / 8 if budget.target_bits is not None \
+            else built.file_bytes - (budget.target_size or 0)
+        search.report.tried[built.row].passed = excess <= 0
+        if excess <= 0 or point == 0:
+            break
+        allowed -= excess
+        lower = search.frontier.within(allowed)
+        point = 0 if lower is None or lower >= point else lower
+    return point
+
+
+def _within_loss(search: _Search, original: ProtoModel) -> int:
+    """The cheapest frontier point (of :data:`CURVE_POINTS`) whose built model meets the loss or score bound."""
+    budget = search.config.budget
+    if budget.max_drop is not None:
+        assert search.score is not None
+        baseline = float(search.score(str(original.source)) if not isinstance(original.source, bytes)
+                         else _scored_bytes(search.score, original.source))
+        search.report.notes.append(f"score of the original model: {baseline:.6g}")
+
+        def holds(built: _Built) -> bool:
+            assert built.score is not None
+            return baseline - built.score <= (budget.max_drop or 0.0)
+
+        points = _curve_points(search.frontier)
+        position = len(points) // 2
+    else:
+        bound = budget.max_loss or 0.0
+
+        def holds(built: _Built) -> bool:
+            return built.loss is not None and built.loss <= bound
+
+        squared = bound**2 if budget.loss == "relative" else 2 * bound
+        start = search.frontier.first_below(squared)
+        points = sorted(set(_curve_points(search.frontier)) | {start})
+        position = points.index(start)
+    low, high = -1, len(points)
+    step = "start"
+    while high - low > 1:
+        built = search.build(points[position], step)
+        search.report.tried[built.row].passed = holds(built)
+        if holds(built):
+            high = position
+        else:
+            low = position
+        position, step = (low + high) // 2, "bisect"
+    if high == len(points):
+        search.report.notes.append("no allocation met the bound: the one with the least error is kept")
+        return points[-1]
+    return points[high]
+
+
+def _scored_bytes(score: Score, model: bytes) -> float:
+    with tempfile.TemporaryDirectory(prefix="onnx-share-budget-") as folder:
+        path = Path(folder) / "original.onnx"
+        path.write_bytes(model)
+        return float(score(str(path)))
+
+
+def _curve_points(frontier: Frontier) -> list[int]:
+    """Up to :data:`CURVE_POINTS` frontier points evenly spaced in bytes (the first and the last among them)."""
+    if len(frontier) <= CURVE_POINTS:
+        return list(range(len(frontier)))
+    targets = np.linspace(frontier.bytes[0], frontier.bytes[-1], CURVE_POINTS)
+    return sorted({int(np.searchsorted(frontier.bytes, value, side="right")) - 1 for value in targets})
+
+
+def _goal(budget: BudgetConfig) -> str:
+    if budget.target_bits is not None:
+        return f"at most {budget.target_bits:g} stored bits per compressed weight"
+    if budget.target_size is not None:
+        return f"a file of at most {budget.target_size} bytes"
+    if budget.max_drop is not None:
+        return f"a score at most {budget.max_drop:g} below the original's"
+    what = "relative output error" if budget.loss == "relative" else "1 - output cosine"
+    return f"{what} at most {budget.max_loss:g} on the held-out samples"
