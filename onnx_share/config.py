@@ -484,6 +484,18 @@ def load_config(path: str | Path) -> OptimizeConfig:
     return OptimizeConfig.from_dict(data)
 
 
+def config_text(config: OptimizeConfig, path: str | Path) -> str:
+    """``config`` as the text of a config file at ``path`` (JSON for ``.json``, else YAML) that
+    :func:`load_config` reads back."""
+    import json
+
+    if Path(path).suffix.lower() == ".json":
+        return json.dumps(config.to_dict(), indent=2) + "\n"
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
 def _checked_fields(cls: type, data: Mapping[str, Any], what: str) -> dict[str, Any]:
     """``data`` as keyword arguments for ``cls``: unknown keys and values of the wrong type are errors naming the
     key, the value and what it should be."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from onnx_share.config import (
     GRANULARITIES,
+    LOSS_METRICS,
     PASS_ALIASES,
     PASS_NAMES,
     RUNTIMES,
@@ -188,6 +189,54 @@ class CalibrationArgs:
             "data": None if args.data is None else list(args.data), "samples": args.calibration_samples,
             "seed": args.seed,
         })
+
+
+class BudgetArgs:
+    """The ``budget`` group: one size, bits or loss budget the search meets by choosing every weight's form."""
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        """Add the group's flags to ``parser``."""
+        group = parser.add_argument_group("budget (every weight's scheme, bits and granularity searched; one of)")
+        group.add_argument("--target-bits", type=float, metavar="B", help="average stored bits per compressed "
+                           "weight, codebooks and scales included")
+        group.add_argument("--target-size", type=byte_count, metavar="SIZE", help="output file size: bytes, or "
+                           "with a unit (500KB, 12.5MB, 1GiB)")
+        group.add_argument("--max-loss", type=float, metavar="X", help="largest output error on the held-out "
+                           "--data samples: relative error (default) or 1 - cosine with --loss cosine")
+        group.add_argument("--loss", choices=LOSS_METRICS, help="what --max-loss bounds (default relative)")
+        group.add_argument("--budget-bits", type=bit_list, metavar="LIST", help="candidate widths, e.g. 2-8 or "
+                           "3,4,8 (default 1-8)")
+
+    def apply(self, args: argparse.Namespace, config: OptimizeConfig) -> OptimizeConfig:
+        """``config`` with the budget given."""
+        return updated_section(config, "budget", {
+            "target_bits": args.target_bits, "target_size": args.target_size, "max_loss": args.max_loss,
+            "loss": args.loss, "bits": args.budget_bits,
+        })
+
+
+def byte_count(text: str) -> int:
+    """``--target-size``: a byte count, with an optional decimal (KB, MB, GB) or binary (KiB, MiB, GiB) unit."""
+    units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+    number = text.strip().rstrip("BbIiKkMmGg ")
+    unit = text.strip()[len(number):].strip().lower()
+    try:
+        value = float(number) * units[unit]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (bytes, or a number with KB, MB, GB, KiB, MiB, "
+                                         "GiB)") from None
+    return int(value)
+
+
+def bit_list(text: str) -> tuple[int, ...]:
+    """``--budget-bits``: widths as ``2-8`` or ``3,4,8``."""
+    try:
+        if "-" in text:
+            low, high = (int(part) for part in text.split("-", 1))
+            return tuple(range(low, high + 1))
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of widths: {text!r} (e.g. 2-8 or 3,4,8)") from None
 
 
 def pass_list(text: str) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from onnx_share.cli import EXAMPLES, EXIT_CHECK_FAILED, EXIT_ERROR, EXIT_NOT_VALIDATED, EXIT_OK
 from onnx_share.cli.args import (
+    BudgetArgs,
     CalibrationArgs,
     CompressionArgs,
     OptimizeValidationArgs,
@@ -21,6 +22,7 @@ from onnx_share.errors import OnnxShareError
 COMPRESSION = CompressionArgs()
 PASSES = PassArgs()
 CALIBRATION = CalibrationArgs()
+BUDGET = BudgetArgs()
 REPORTS = ReportArgs("write a self-contained HTML report here (size per tensor, weight histograms, per-layer "
                      "error chart; implies --layerwise)")
 VALIDATION = OptimizeValidationArgs()
@@ -42,7 +44,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     COMPRESSION.add_to(parser)
     PASSES.add_to(parser)
     CALIBRATION.add_to(parser)
+    BUDGET.add_to(parser)
     REPORTS.add_to(parser)
+    parser.add_argument("--save-config", metavar="PATH", help="write the config that made OUT (.json, .yaml): "
+                        "after a budget search, one override per weight, so it rebuilds OUT without searching")
     parser.add_argument("--external-data", action="store_true", default=None,
                         help="store tensors in OUT.data beside OUT (automatic above 2 GB)")
     VALIDATION.add_to(parser)
@@ -56,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
     """Optimize ``args.input`` into ``args.output``; exit 3 when ``--check`` finds a failure."""
     from onnx_share.api import optimize
     from onnx_share.check.feeds import NotValidated, check_validation_inputs
-    from onnx_share.io.save import check_output_path, same_file
+    from onnx_share.config import config_text
+    from onnx_share.io.save import check_output_path, same_file, write_text
 
     if same_file(args.input, args.output):
         raise OnnxShareError(f"output {args.output} is the input file; choose another output path")
-    config = CALIBRATION.apply(args, PASSES.apply(args, COMPRESSION.load(args)))
+    config = BUDGET.apply(args, CALIBRATION.apply(args, PASSES.apply(args, COMPRESSION.load(args))))
     if args.external_data:
         config = config.updated(external_data=True)
     config = VALIDATION.apply(args, config, layerwise_default=REPORTS.wants_layerwise(args))
@@ -68,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     check_output_path(Path(args.output))  # before any work: every output path, every input file
     REPORTS.check(args)
+    if args.save_config is not None:
+        check_output_path(Path(args.save_config))
     if config.validation.enabled:
         check_validation_inputs(args.input, config.validation)
     if config.calibration.data:
@@ -99,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         if strict and target.passed is False:
             status = EXIT_CHECK_FAILED
     written = REPORTS.write(args, result.report)
+    if args.save_config is not None:
+        written.append(str(write_text(args.save_config, config_text(result.config, args.save_config))))
     print(result.report.summary())
     print(f"wrote {', '.join([str(args.output), *written])}")
     if status == EXIT_CHECK_FAILED:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 
 from onnx_share.report.data import (
+    BudgetReport,
     CompareReport,
     LayerStats,
     OutputStats,
@@ -21,7 +22,7 @@ from onnx_share.report.data import (
     ValidationReport,
     WeightHistogram,
 )
-from onnx_share.report.text import SMOKE_TEST_NOTE, calibration_line, size
+from onnx_share.report.text import SMOKE_TEST_NOTE, budget_line, calibration_line, size
 
 SIZE_CHART_ROWS = 15
 TABLE_ROWS = 40
@@ -69,6 +70,8 @@ def render_html(report: Report | CompareReport) -> str:
         ("sizes", "Size per tensor", _sizes_section(report.tensors)),
         ("weights", "Weights before and after", _weights_section(report.compressed, report.histograms)),
     ]
+    if isinstance(report, Report) and report.budget is not None:
+        sections.append(("budget", "Budget search", _budget_section(report.budget)))
     if isinstance(report, Report) and report.passes:
         sections.append(("passes", "Passes", _passes_section(report)))
     if report.targets:
@@ -264,6 +267,28 @@ def _passes_section(report: Report) -> str:
              f"{p.max_relative_error:.4g}", f"{p.seconds:.2f}s"] for p in report.passes]
     return _table(["pass", "changed", "changes", "before", "after", "max rel. error", "time"], rows,
                   numeric={2, 3, 4, 5, 6})
+
+
+def _budget_section(budget: BudgetReport) -> str:
+    from onnx_share.report.plots import budget_chart
+
+    tried = [[str(i + 1), row.step, size(row.file_bytes), f"{row.bits:.3f}", f"{row.predicted_loss:.4g}",
+              _num(row.loss), _num(row.score), {True: "yes", False: "no", None: ""}[row.passed]]
+             for i, row in enumerate(budget.tried)]
+    classes = ["pass" if i == budget.chosen else "" for i in range(len(budget.tried))]
+    layers = sorted(budget.layers, key=lambda layer: -layer.predicted)
+    rows = [[layer.name, f"{layer.elements:,}", f"{layer.sensitivity:.4g}", layer.measured_on,
+             str(layer.candidates), layer.chosen, f"{layer.bits:.3f}", f"{layer.predicted:.3g}"]
+            for layer in layers[:TABLE_ROWS]]
+    more = f'<p class="muted">... and {len(layers) - TABLE_ROWS} more weights</p>' if len(layers) > TABLE_ROWS else ""
+    return (f"<p>{html.escape(budget_line(budget))}</p>{_img(budget_chart(budget), 'rate-distortion curve')}"
+            "<h3>Models built (the kept one highlighted)</h3>"
+            + _table(["#", "step", "file", "bits/weight", "predicted loss", "loss", "score", "met"], tried, classes,
+                     numeric={2, 3, 4, 5, 6})
+            + "<h3>Per weight: sensitivity and the form chosen (largest predicted share of the loss first)</h3>"
+            + _table(["tensor", "elements", "sensitivity", "error on", "candidates", "chosen", "bits/weight",
+                      "predicted"], rows, numeric={1, 2, 4, 6, 7}) + more
+            + (_list(budget.notes) if budget.notes else ""))
 
 
 def _target_section(t: TargetReport) -> str:

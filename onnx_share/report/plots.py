@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from onnx_share.report.data import LayerStats, TensorReport, WeightHistogram
+from onnx_share.report.data import BudgetReport, LayerStats, TensorReport, WeightHistogram
 from onnx_share.report.text import clip, size
 
 BEFORE, AFTER, CENTROID, FAIL, PASS, LIMIT = "#4e79a7", "#f28e2b", "#e15759", "#d62728", "#59a14f", "#7f7f7f"
@@ -100,6 +100,39 @@ def layer_chart(layers: Sequence[LayerStats], min_cosine: float, first: str | No
         bottom.set_xticks(x, labels, rotation=60, ha="right", fontsize=6)
     bottom.set_xlabel("shared tensor, in the original's topological order", fontsize=8)
     fig.suptitle("Per-layer error", fontsize=10)
+    return _png(fig)
+
+
+def budget_chart(budget: BudgetReport) -> bytes:
+    """The rate–distortion curve of a budget search: predicted loss against file size along the frontier, and
+    each model built (measured loss, or score, against its size), the kept one marked."""
+    fig = Figure(figsize=(8, 3.6), dpi=DPI)
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.88, bottom=0.16)
+    ax = fig.add_subplot()
+    floor = 1e-9
+    if budget.curve:
+        ax.plot([p.file_bytes for p in budget.curve], [max(p.predicted_loss, floor) for p in budget.curve],
+                color=LIMIT, marker=".", linewidth=0.9, label="predicted (frontier)")
+    measured = [(p.file_bytes, p.loss) for p in budget.tried if p.loss is not None]
+    if measured:
+        ax.scatter([b for b, _ in measured], [max(v, floor) for _, v in measured], color=BEFORE, zorder=3,
+                   label=f"built: measured {budget.loss} loss")
+    ax.set_yscale("log")
+    ax.set_ylabel(f"{budget.loss} loss" if budget.loss != "score" else "relative loss", fontsize=8)
+    scored = [(p.file_bytes, p.score) for p in budget.tried if p.score is not None]
+    if scored:
+        right = ax.twinx()
+        right.scatter([b for b, _ in scored], [v for _, v in scored], color=AFTER, marker="s", zorder=3,
+                      label="built: score")
+        right.set_ylabel("score", fontsize=8)
+        right.legend(loc="upper center", fontsize=7)
+    if budget.chosen is not None:
+        ax.axvline(budget.tried[budget.chosen].file_bytes, color=PASS, linewidth=1.0, label="kept")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: size(v)))
+    ax.set_xlabel("file size", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=7)
+    ax.set_title(f"Rate–distortion: {budget.goal}", fontsize=9)
     return _png(fig)
 
 

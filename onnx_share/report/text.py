@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from onnx_share.report.data import (
+    BudgetReport,
     CalibrationReport,
     CompareReport,
     OutputStats,
@@ -62,6 +63,9 @@ def optimize_summary(report: Report, top: int = 10) -> str:
     lines.append(f"calibration: {calibration_line(report.calibration)}")
     if report.calibration is not None:
         lines.extend(f"calibration note: {n}" for n in report.calibration.notes)
+    if report.budget is not None:
+        lines.append(f"budget: {budget_line(report.budget)}")
+        lines.extend(f"budget note: {n}" for n in report.budget.notes)
     lines.extend(f"note: {n}" for n in report.notes)
     if report.validation is not None:
         lines.extend(validation_lines(report.validation))
@@ -70,6 +74,19 @@ def optimize_summary(report: Report, top: int = 10) -> str:
     if report.timings_s:
         lines.append("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings_s.items()))
     return "\n".join(lines)
+
+
+def budget_line(budget: BudgetReport) -> str:
+    """One line on a budget search: the goal, the model kept and what it took to find it."""
+    line = f"{budget.goal}: {len(budget.tried)} model(s) built"
+    if budget.chosen is not None:
+        kept = budget.tried[budget.chosen]
+        loss = "" if kept.loss is None else (f", {budget.loss} loss {kept.loss:.4g} "
+                                             f"(predicted {kept.predicted_loss:.4g})")
+        score = "" if kept.score is None else f", score {kept.score:.6g}"
+        line += f"; kept {size(kept.file_bytes)} at {kept.bits:.3f} bits per weight{loss}{score}"
+    seconds = sum(budget.timings_s.values())
+    return f"{line}; losses on {budget.samples}; {seconds:.1f}s"
 
 
 def calibration_line(calibration: CalibrationReport | None) -> str:
