@@ -91,7 +91,7 @@ class _Search:
     original: ProtoModel
     score: Score | None
     report: BudgetReport
-    tables: dict[str, CandidateTable] = field(default_factory=dict)
+    tables: dict[str, CandidateTable]
     built: dict[int, _Built] = field(default_factory=dict)
 
     def config_for(self, point: int) -> OptimizeConfig:
@@ -188,7 +188,7 @@ def search_budget(
         outputs = float_outputs(original.proto)
         reference = runner(original.source, original.folder, outputs)(feeds.samples)
     search = _Search(model, config, layers, frontier, statistics, list(feeds.samples), reference, original, score,
-                     report)
+                     report, {layer.name: layer.table for layer in layers})
 
     start = time.perf_counter()
     if budget.target_bits is not None or budget.target_size is not None:

@@ -22,7 +22,7 @@ import onnx_ir as ir
 from onnx_share.calibration.sites import Site, View, weight_sites
 from onnx_share.errors import OnnxShareError, first_line
 from onnx_share.ir.weights import WeightTensor
-from onnx_share.numerics.gptq import GptqPlan, activation_error
+from onnx_share.numerics.gptq import GptqPlan, activation_error, output_energy
 
 log = logging.getLogger("onnx_share")
 
@@ -87,6 +87,7 @@ class WeightStatistics:
     row_counts: np.ndarray | None = None
     held_row_counts: np.ndarray | None = None
     _plan: GptqPlan | None = field(default=None, repr=False, compare=False)
+    _energy: tuple[np.ndarray, float] | None = field(default=None, repr=False, compare=False)
 
     def gptq_plan(self) -> GptqPlan:
         """GPTQ's factorisation of ``hessian``, computed on first use and kept for every form rounded on it."""
@@ -108,8 +109,11 @@ class WeightStatistics:
             return float(np.sqrt(error / reference)) if reference > 0 else 0.0
         if self.held_diagonal is None:
             return None
-        return activation_error(self.view.to_view(original.astype(np.float64)),
-                                self.view.to_view(decoded.astype(np.float64)), self.held_hessian, self.held_diagonal)
+        view = self.view.to_view(original.astype(np.float64))
+        if self._energy is None or self._energy[0] is not original:  # every form of a weight: one ‖XW‖²
+            self._energy = original, output_energy(view, self.held_hessian, self.held_diagonal)
+        return activation_error(view, self.view.to_view(decoded.astype(np.float64)), self.held_hessian,
+                                self.held_diagonal, self._energy[1])
 
     def bias_shift(self, original: np.ndarray, decoded: np.ndarray) -> np.ndarray | None:
         """E[x]·(W − Ŵ) per output channel (what the rewrite moves the mean output by), when one site's mean is

@@ -29,12 +29,14 @@ class CodebookRounder:
     centroids: np.ndarray
     codebook: np.ndarray
 
-    def __call__(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``values`` [G, out] of row ``rows[g]`` of each group g, rounded."""
-        table = self.centroids[self.codebook[np.arange(len(rows)), rows]]  # [G, out, k]
-        midpoints = (table[..., 1:] + table[..., :-1]) * 0.5
-        index = np.count_nonzero(midpoints < values[..., None], axis=-1)
-        return np.take_along_axis(table, index[..., None], axis=-1)[..., 0]
+    def round_block(self, block: np.ndarray, inverse: np.ndarray, rows: np.ndarray, dead: np.ndarray,
+                    rounded: np.ndarray, errors: np.ndarray) -> None:
+        """GPTQ over one block (see :func:`gptq_round`): rows ``rows`` [G, b] of the view, rounded in turn."""
+        from onnx_share.numerics.gptq_kernels import round_block_codebook
+
+        centroids = np.ascontiguousarray(self.centroids)
+        midpoints = (centroids[:, 1:] + centroids[:, :-1]) * 0.5
+        round_block_codebook(block, inverse, rows, dead, midpoints, centroids, self.codebook, rounded, errors)
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,13 @@ class GridRounder:
     qmin: int
     qmax: int
 
-    def __call__(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-        """``values`` [G, out] of row ``rows[g]`` of each group g, rounded."""
-        groups = np.arange(len(rows))
-        scale, zero_point = self.scale[groups, rows], self.zero_point[groups, rows]
-        steps = np.clip(np.rint(values / scale) + zero_point, self.qmin, self.qmax)
-        return (steps - zero_point) * scale
+    def round_block(self, block: np.ndarray, inverse: np.ndarray, rows: np.ndarray, dead: np.ndarray,
+                    rounded: np.ndarray, errors: np.ndarray) -> None:
+        """GPTQ over one block (see :func:`gptq_round`): rows ``rows`` [G, b] of the view, rounded in turn."""
+        from onnx_share.numerics.gptq_kernels import round_block_grid
+
+        round_block_grid(block, inverse, rows, dead, self.scale.astype(np.float64),
+                         self.zero_point.astype(np.float64), float(self.qmin), float(self.qmax), rounded, errors)
 
 
 @dataclass(frozen=True)
@@ -93,14 +96,11 @@ def gptq_round(view: np.ndarray, hessian: np.ndarray | GptqPlan, rounder: Codebo
         stop = min(start + BLOCK_ROWS, rows)
         block = weights[:, start:stop].copy()
         errors = np.zeros_like(block)
-        inverse = factor[:, start:stop, start:stop]
-        for i in range(stop - start):
-            values = rounder(order[:, start + i], block[:, i])
-            rounded[:, start + i] = values
-            error = (block[:, i] - values) / inverse[:, i, i, None]
-            error[dead[:, start + i]] = 0.0
-            block[:, i + 1 :] -= inverse[:, i, i + 1 :, None] * error[:, None, :]
-            errors[:, i] = error
+        part = np.empty_like(block)
+        rounder.round_block(block, np.ascontiguousarray(factor[:, start:stop, start:stop]),
+                            np.ascontiguousarray(order[:, start:stop]), np.ascontiguousarray(dead[:, start:stop]),
+                            part, errors)
+        rounded[:, start:stop] = part
         weights[:, stop:] -= np.matmul(factor[:, start:stop, stop:].transpose(0, 2, 1), errors)
     result = np.empty_like(rounded)
     np.put_along_axis(result, order[:, :, None], rounded, 1)
@@ -122,18 +122,25 @@ def _inverse_cholesky(hessian: np.ndarray) -> np.ndarray:
     raise np.linalg.LinAlgError("the input statistics do not factorise even with heavy damping")
 
 
-def activation_error(original: np.ndarray, decoded: np.ndarray, hessian: np.ndarray | None, diagonal: np.ndarray
-                     ) -> float:
+def activation_error(original: np.ndarray, decoded: np.ndarray, hessian: np.ndarray | None, diagonal: np.ndarray,
+                     energy: float | None = None) -> float:
     """‖X(V − V̂)‖ / ‖XV‖ for views [G, d, out] given ``hessian`` [G, d, d] = XᵀX per group, or, without it,
-    the estimate from its ``diagonal`` [G, d] alone (cross terms dropped)."""
+    the estimate from its ``diagonal`` [G, d] alone (cross terms dropped); ``energy``: ‖XV‖², when known."""
     difference = original - decoded
+    if energy is None:
+        energy = output_energy(original, hessian, diagonal)
     if hessian is not None:
         error = float(np.sum(np.matmul(hessian, difference) * difference))
-        reference = float(np.sum(np.matmul(hessian, original) * original))
     else:
         error = float(np.sum(diagonal[:, :, None] * difference**2))
-        reference = float(np.sum(diagonal[:, :, None] * original**2))
-    return float(np.sqrt(max(error, 0.0) / reference)) if reference > 0 else 0.0
+    return float(np.sqrt(max(error, 0.0) / energy)) if energy > 0 else 0.0
+
+
+def output_energy(view: np.ndarray, hessian: np.ndarray | None, diagonal: np.ndarray) -> float:
+    """‖XV‖² for a view [G, d, out] (from the diagonal of XᵀX alone without ``hessian``)."""
+    if hessian is not None:
+        return float(np.sum(np.matmul(hessian, view) * view))
+    return float(np.sum(diagonal[:, :, None] * view**2))
 
 
 # Columns whose normal equations are formed at once in :func:`refit_centroids` (bounds its [d, columns, k] blocks).

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,6 +51,13 @@ CONFIGS = {
     "cb4cal-refit": {"default": {"scheme": "codebook", "bits": 4, "refit": True}, "calibrate": True},
     "cb3cal-unweighted": {"default": {"scheme": "codebook", "bits": 3, "weighting": False}, "calibrate": True},
     "cb3cal-weighted": {"default": {"scheme": "codebook", "bits": 3, "weighting": True}, "calibrate": True},
+    "cb2cal": {"default": {"scheme": "codebook", "bits": 2}, "calibrate": True},
+    "cb5cal": {"default": {"scheme": "codebook", "bits": 5}, "calibrate": True},
+    "u8cal": {"default": {"scheme": "uniform", "bits": 8}, "calibrate": True},
+    # Budgets (the budget issue): every weight's form searched; "score" makes the task's own metric the budget's
+    # score, allowed to fall by max_drop in all (a task's model files are searched in turn, each given what is left).
+    "bits4": {"budget": {"target_bits": 4}, "calibrate": True},
+    "point1": {"budget": {"max_drop": 0.01}, "calibrate": True, "score": True},
     # Peers (tools/peers.py in its own virtualenv, PEERS_PYTHON); "calibrate" passes the same calibration folder.
     "ort-rtn": {"peer": "ort-rtn-b128"},
     "ort-gptq": {"peer": "ort-gptq", "calibrate": True},
@@ -63,6 +71,8 @@ CALIBRATION_FILES = 40
 # The interpreter of the peers' virtualenv (see tools/peers.py for how to make it).
 PEERS_PYTHON = os.environ.get("PEERS_PYTHON", "/tmp/peers-venv/bin/python")
 PEERS_SCRIPT = Path(__file__).resolve().parents[1] / "peers.py"
+# The budget reports of the models compress_copy searched, by task module, for the row.
+BUDGETS: dict[str, list] = {}
 
 
 def model_dir(module) -> Path:
@@ -71,14 +81,32 @@ def model_dir(module) -> Path:
     return getattr(module, "MODEL_DIR", None) or real_models.package_dir(module.PACKAGE)
 
 
-def compressed_copy(module, config: dict, folder: Path) -> Path:
+def task_score(module, folder: Path, relative: str) -> Callable[[str], float]:
+    """The task's metric with model file ``relative`` replaced by the one scored; its other files are taken from
+    ``folder`` where they are already compressed there, else from the task's own folder."""
+
+    def score(path: str) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            for other in module.MODELS:
+                source = Path(path) if other == relative else folder / other
+                source = source if source.is_file() else model_dir(module) / other
+                (Path(tmp) / other).parent.mkdir(parents=True, exist_ok=True)
+                (Path(tmp) / other).symlink_to(source.resolve())
+            return module.evaluate(Path(tmp) / module.MODELS[0])
+
+    return score
+
+
+def compressed_copy(module, config: dict, folder: Path, float_score: float | None = None) -> Path:
     """Compress every model of the task into ``folder`` (same relative paths); return the first one's path. A
-    config with ``"calibrate": True`` gives each model file its own calibration folder (``calibration_data``)."""
+    config with ``"calibrate": True`` gives each model file its own calibration folder (``calibration_data``);
+    with ``"score": True`` the task's metric (``float_score`` for the float models) is the budget's score."""
     import onnx_share.api
 
     config = dict(config)
     calibrate = config.pop("calibrate", False)
     peer = config.pop("peer", None)
+    scored = config.pop("score", False)
     base = model_dir(module)
     for relative in module.MODELS:
         target = folder / relative
@@ -92,8 +120,18 @@ def compressed_copy(module, config: dict, folder: Path) -> Path:
                 raise RuntimeError(f"{peer} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
             continue
         data = {"calibration": {"data": [calibration]}} if calibration is not None else {}
-        result = onnx_share.api.optimize(str(base / relative), {**config, **data, "validation": {"enabled": False}})
+        options: dict = {}
+        if scored:
+            assert float_score is not None
+            score = task_score(module, folder, relative)
+            spent = float_score - score(str(base / relative))  # what the files compressed before this one lost
+            budget = {**config["budget"], "max_drop": max(config["budget"]["max_drop"] - spent, 0.0)}
+            config, options = {**config, "budget": budget}, {"score": score}
+        result = onnx_share.api.optimize(str(base / relative), {**config, **data, "validation": {"enabled": False}},
+                                         **options)
         result.save(target)
+        if result.report.budget is not None:
+            BUDGETS.setdefault(module.__name__, []).append(result.report.budget)
     return folder / module.MODELS[0]
 
 
@@ -129,7 +167,13 @@ def run_task(name: str, configs: list[str]) -> dict:
     for key in configs:
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                row["scores"][key] = module.evaluate(compressed_copy(module, CONFIGS[key], Path(tmp)))
+                copy = compressed_copy(module, CONFIGS[key], Path(tmp), row["scores"]["float"])
+                row["scores"][key] = module.evaluate(copy)
+                for budget in BUDGETS.pop(module.__name__, []):
+                    kept = budget.tried[budget.chosen]
+                    row.setdefault("budgets", {}).setdefault(key, []).append({
+                        "built": len(budget.tried), "bits": kept.bits, "seconds": sum(budget.timings_s.values()),
+                        "chosen": [layer.chosen for layer in budget.layers]})
                 row.setdefault("ratios", {})[key] = files_bytes(base, module.MODELS) / files_bytes(Path(tmp),
                                                                                                     module.MODELS)
             except Exception as exc:
