@@ -169,7 +169,14 @@ def search_budget(
     start = time.perf_counter()
     feeds = held_out if held_out is not None else prepare_feeds(original.proto, config.validation)
     report = BudgetReport(_goal(budget), "score" if budget.max_drop is not None else budget.loss, feeds.source)
-    report.notes.extend(measure_sensitivities(work, layers, original.folder, feeds.samples))
+    outputs = float_outputs(original.proto)
+    if outputs:
+        report.notes.extend(measure_sensitivities(work, layers, original.folder, feeds.samples))
+    elif budget.max_loss is not None:
+        raise OnnxShareError("the model has no float output to measure a loss on; budget on a score instead")
+    else:
+        report.notes.append("no float output: sensitivities were not measured (every weight counts as 1) and no "
+                            "loss is measured")
     timings["sensitivity"] = time.perf_counter() - start
 
     # A bits budget counts the stored numbers; the others, every byte of the file.
@@ -184,8 +191,7 @@ def search_budget(
             8 * float(sum(layer.data[pick] for layer, pick in picks)) / elements,
             predicted_loss(float(frontier.distortion[point]), budget.loss)))
     reference = None
-    if held_out is not None or budget.max_drop is None:
-        outputs = float_outputs(original.proto)
+    if outputs and (held_out is not None or budget.max_drop is None):
         reference = runner(original.source, original.folder, outputs)(feeds.samples)
     search = _Search(model, config, layers, frontier, statistics, list(feeds.samples), reference, original, score,
                      report, {layer.name: layer.table for layer in layers})
@@ -196,7 +202,7 @@ def search_budget(
     else:
         chosen_point = _within_loss(search, original)
     timings["build"] = time.perf_counter() - start
-    report.chosen = search.build(chosen_point, "chosen").row
+    report.chosen = search.built[chosen_point].row
     picks = frontier.choice(chosen_point)
     for layer, pick in zip(layers, picks, strict=True):
         report.layers.append(BudgetLayer(
@@ -229,7 +235,7 @@ def _within_size(search: _Search, fixed: int, elements: int) -> int:
             break
         allowed -= excess
         lower = search.frontier.within(allowed)
-        point = 0 if lower is None or lower >= point else lower
+        point = 0 if lower is None else min(lower, point - 1)
     return point
 
 
@@ -268,7 +274,7 @@ def _within_loss(search: _Search, original: ProtoModel) -> int:
         else:
             low = position
         position, step = (low + high) // 2, "bisect"
-    if high == len(points):
+    if high == len(points):  # then the last point was built, and failed too
         search.report.notes.append("no allocation met the bound: the one with the least error is kept")
         return points[-1]
     return points[high]

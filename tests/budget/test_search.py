@@ -184,3 +184,18 @@ def test_cli_budget_flags_and_saved_config(model_and_data, tmp_path: Path) -> No
     bad = subprocess.run([*command, str(tmp_path / "c.onnx"), "--target-size", "12 parsecs"], capture_output=True,
                          text=True)
     assert bad.returncode != 0 and "not a size" in bad.stderr
+
+
+def test_a_model_without_float_outputs_budgets_bits_but_not_a_loss(model_and_data, tmp_path: Path) -> None:
+    path, _, data = model_and_data
+    model = onnx.load(path)
+    model.graph.node.append(oh.make_node("ArgMax", ["y"], ["label"], axis=1))
+    del model.graph.output[:]
+    model.graph.output.append(tensor_info("label", onnx.TensorProto.INT64, ["n", 1]))
+    onnx.save(model, tmp_path / "labels.onnx")
+    result = optimize(str(tmp_path / "labels.onnx"), {"budget": {"target_bits": 4}}, data=data)
+    budget = result.report.budget
+    assert budget.tried[budget.chosen].loss is None and budget.tried[budget.chosen].bits <= 4
+    assert any("no float output" in note for note in budget.notes)
+    with pytest.raises(OnnxShareError, match="no float output"):
+        optimize(str(tmp_path / "labels.onnx"), {"budget": {"max_loss": 0.1}}, data=data)
