@@ -8,9 +8,10 @@
    original, as the saved config would build it, and saved. Where it comes out over the budget (the file's
    bytes beyond the weights were estimated), the budget is lowered by the excess and the point chosen again.
 4. A loss budget starts at the cheapest point whose predicted loss is within the bound, measures each model it
-   builds on the held-out samples (or by the user's score) and bisects along the frontier for the cheapest point
-   that holds: a point that fails moves the search up the curve, raising first the weights whose error costs the
-   most output error per byte.
+   builds on the held-out samples (or by the user's score) and bisects for the cheapest point that holds: over
+   :data:`CURVE_POINTS` points spread along the frontier, then over the frontier's own points between the two that
+   bracket the bound (:data:`REFINE_STEPS` more builds at most). A point that fails moves the search up the
+   curve, raising first the weights whose error costs the most output error per byte.
 
 Every model built is a row of the report; the chosen one's per-tensor settings become ``tensors`` overrides of
 a config that reproduces it without searching.
@@ -54,6 +55,8 @@ from onnx_share.report.data import BudgetLayer, BudgetPoint, BudgetReport, Repor
 CURVE_POINTS = 32
 # Rebuilds of a size or bits budget that came out over it.
 MAX_REPAIRS = 4
+# Bisection steps of a loss budget along the frontier between the two curve points that bracket the bound.
+REFINE_STEPS = 4
 
 Score = Callable[[str], float]
 
@@ -277,7 +280,16 @@ def _within_loss(search: _Search, original: ProtoModel) -> int:
     if high == len(points):  # then the last point was built, and failed too
         search.report.notes.append("no allocation met the bound: the one with the least error is kept")
         return points[-1]
-    return points[high]
+    # Between the last curve point that failed and the first that held, the frontier's own points.
+    failed, held = (points[low] if low >= 0 else -1), points[high]
+    for _ in range(REFINE_STEPS):
+        if held - failed <= 1:
+            break
+        middle = (failed + held) // 2
+        built = search.build(middle, "refine")
+        search.report.tried[built.row].passed = holds(built)
+        failed, held = (failed, middle) if holds(built) else (middle, held)
+    return held
 
 
 def _scored_bytes(score: Score, model: bytes) -> float:
