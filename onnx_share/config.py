@@ -194,7 +194,8 @@ BUDGET_BITS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
 class BudgetConfig:
     """A budget the search meets by choosing every weight's scheme, bits and granularity (one budget at a time).
 
-    - ``target_bits``: average stored bits per compressed weight, codebooks, scales and decode nodes included.
+    - ``target_bits``: average stored bits per compressed weight (indices or codes, codebooks, scales), reached
+      within 0.05 above.
     - ``target_size``: bytes of the output file.
     - ``max_loss``: the largest held-out output error allowed: with ``loss`` ``relative``, ‖Y − Ŷ‖ / ‖Y‖ (root
       mean over the float outputs); with ``cosine``, 1 − the lowest output cosine. Measured on the held-out

@@ -4,9 +4,10 @@
    (:mod:`~onnx_share.budget.candidates`) and its sensitivity (:mod:`~onnx_share.budget.sensitivity`).
 2. :func:`~onnx_share.budget.allocate.pareto_frontier` gives the allocation of least predicted output error for
    every byte count: the predicted rate–distortion curve.
-3. A size or bits budget takes the best point within it; the model is built by the whole pipeline from the
-   original, as the saved config would build it, and saved. Where it comes out over the budget (the file's
-   bytes beyond the weights were estimated), the budget is lowered by the excess and the point chosen again.
+3. A size or bits budget takes the best point within it (bits: at most :data:`BITS_TOLERANCE` above); the model
+   is built by the whole pipeline from the original, as the saved config would build it, and saved. Where it comes
+   out over the budget (the file's bytes beyond the weights were estimated), the budget is lowered by the excess
+   and the point chosen again.
 4. A loss budget starts at the cheapest point whose predicted loss is within the bound, measures each model it
    builds on the held-out samples (or by the user's score) and bisects for the cheapest point that holds: over
    :data:`CURVE_POINTS` points spread along the frontier, then over the frontier's own points between the two that
@@ -55,6 +56,9 @@ from onnx_share.report.data import BudgetLayer, BudgetPoint, BudgetReport, Repor
 CURVE_POINTS = 32
 # Rebuilds of a size or bits budget that came out over it.
 MAX_REPAIRS = 4
+# How far above ``target_bits`` a model may land: the candidates' sizes are discrete, and a model of a few weights
+# may have no allocation just under the target.
+BITS_TOLERANCE = 0.05
 # Bisection steps of a loss budget along the frontier between the two curve points that bracket the bound.
 REFINE_STEPS = 4
 
@@ -221,7 +225,7 @@ def _within_size(search: _Search, fixed: int, elements: int) -> int:
     """The least-error point within a bits or size budget, rebuilt with the budget lowered by any excess."""
     budget = search.config.budget
     if budget.target_bits is not None:
-        allowed = budget.target_bits * elements / 8
+        allowed = (budget.target_bits + BITS_TOLERANCE) * elements / 8
     else:
         assert budget.target_size is not None
         allowed = budget.target_size - fixed
@@ -231,8 +235,8 @@ def _within_size(search: _Search, fixed: int, elements: int) -> int:
         point = 0
     for attempt in range(MAX_REPAIRS + 1):
         built = search.build(point, "start" if attempt == 0 else "repair")
-        excess = (built.bits - budget.target_bits) * elements / 8 if budget.target_bits is not None \
-            else built.file_bytes - (budget.target_size or 0)
+        excess = (built.bits - budget.target_bits - BITS_TOLERANCE) * elements / 8 \
+            if budget.target_bits is not None else built.file_bytes - (budget.target_size or 0)
         search.report.tried[built.row].passed = excess <= 0
         if excess <= 0 or point == 0:
             break

@@ -198,7 +198,7 @@ class BudgetArgs:
         """Add the group's flags to ``parser``."""
         group = parser.add_argument_group("budget (every weight's scheme, bits and granularity searched; one of)")
         group.add_argument("--target-bits", type=float, metavar="B", help="average stored bits per compressed "
-                           "weight, codebooks and scales included")
+                           "weight, codebooks and scales included (reached within 0.05 above)")
         group.add_argument("--target-size", type=byte_count, metavar="SIZE", help="output file size: bytes, or "
                            "with a unit (500KB, 12.5MB, 1GiB)")
         group.add_argument("--max-loss", type=float, metavar="X", help="largest output error on the held-out "
