@@ -7,7 +7,8 @@
 3. A size or bits budget takes the best point within it (bits: at most :data:`BITS_TOLERANCE` above); the model
    is built by the whole pipeline from the original, as the saved config would build it, and saved. Where it comes
    out over the budget (the file's bytes beyond the weights were estimated), the budget is lowered by the excess
-   and the point chosen again.
+   and the point chosen again. Then :data:`ALTERNATIVES` cheaper points within the tolerance (bits: down to
+   :data:`BITS_TOLERANCE` below; size: 1% below) are built too, and the one of least measured loss is kept.
 4. A loss budget starts at the cheapest point whose predicted loss is within the bound, measures each model it
    builds on the held-out samples (or by the user's score) and bisects for the cheapest point that holds: over
    :data:`CURVE_POINTS` points spread along the frontier, then over the frontier's own points between the two that
@@ -59,6 +60,8 @@ MAX_REPAIRS = 4
 # How far above ``target_bits`` a model may land: the candidates' sizes are discrete, and a model of a few weights
 # may have no allocation just under the target.
 BITS_TOLERANCE = 0.05
+# Cheaper allocations a bits or size budget also builds, within its tolerance, keeping the best measured.
+ALTERNATIVES = 3
 # Bisection steps of a loss budget along the frontier between the two curve points that bracket the bound.
 REFINE_STEPS = 4
 
@@ -243,7 +246,21 @@ def _within_size(search: _Search, fixed: int, elements: int) -> int:
         allowed -= excess
         lower = search.frontier.within(allowed)
         point = 0 if lower is None else min(lower, point - 1)
-    return point
+    if search.reference is None or excess > 0:
+        return point
+    # The predicted order of nearby allocations is not always the measured one: build a few cheaper ones within
+    # the tolerance (bits) or 1% (size) below, and keep the one the held-out samples find closest to the original.
+    window = 2 * BITS_TOLERANCE * elements / 8 if budget.target_bits is not None else 0.01 * allowed
+    best = point
+    for step in range(1, ALTERNATIVES + 1):
+        other = search.frontier.within(allowed - step * window / ALTERNATIVES)
+        if other is None or other in search.built:
+            continue
+        built = search.build(other, "alternative")
+        search.report.tried[built.row].passed = True
+        if built.loss is not None and built.loss < (search.built[best].loss or 0.0):
+            best = other
+    return best
 
 
 def _within_loss(search: _Search, original: ProtoModel) -> int:

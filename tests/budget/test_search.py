@@ -68,6 +68,7 @@ def test_sensitivities_and_allocation_are_the_known_ones(model_and_data, monkeyp
         return built["layers"]
 
     monkeypatch.setattr(search_module, "build_layers", spy)
+    monkeypatch.setattr(search_module, "ALTERNATIVES", 0)  # keep the allocation, not the best measured near it
     result = optimize(str(path), {"budget": {"target_bits": 3.5}}, data=data)  # 32 calibrate, 8 held out
     budget = result.report.budget
     held_out = split_samples(data, 32, 0).held_out
@@ -101,6 +102,10 @@ def test_saved_config_rebuilds_the_model_byte_for_byte(model_and_data, tmp_path:
     first = optimize(str(path), {"budget": {"target_bits": 3}, "calibration": {"data": [str(folder)]}})
     first.save(tmp_path / "a.onnx")
     assert not first.config.budget.enabled and set(first.config.tensors) == {"w0", "w1", "w2"}
+    budget = first.report.budget  # the allocation within the budget and cheaper ones near it: the best measured kept
+    assert budget.tried[0].step == "start" and {row.step for row in budget.tried} <= {"start", "alternative"}
+    assert budget.tried[budget.chosen].loss == min(row.loss for row in budget.tried)
+    assert all(2.95 <= row.bits <= 3.05 for row in budget.tried)
     again = optimize(str(path), json.loads(json.dumps(first.config.to_dict())))
     again.save(tmp_path / "b.onnx")
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
