@@ -105,7 +105,7 @@ def test_saved_config_rebuilds_the_model_byte_for_byte(model_and_data, tmp_path:
     budget = first.report.budget  # the allocation within the budget and cheaper ones near it: the best measured kept
     assert budget.tried[0].step == "start" and {row.step for row in budget.tried} <= {"start", "alternative"}
     assert budget.tried[budget.chosen].loss == min(row.loss for row in budget.tried)
-    assert all(2.95 <= row.bits <= 3.05 for row in budget.tried)
+    assert all(row.bits <= 3.05 for row in budget.tried)
     again = optimize(str(path), json.loads(json.dumps(first.config.to_dict())))
     again.save(tmp_path / "b.onnx")
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
