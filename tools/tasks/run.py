@@ -52,11 +52,8 @@ CONFIGS = {
     "cb3cal-unweighted": {"default": {"scheme": "codebook", "bits": 3, "weighting": False}, "calibrate": True},
     "cb3cal-weighted": {"default": {"scheme": "codebook", "bits": 3, "weighting": True}, "calibrate": True},
     "cb2cal": {"default": {"scheme": "codebook", "bits": 2}, "calibrate": True},
-    "cb5cal": {"default": {"scheme": "codebook", "bits": 5}, "calibrate": True},
-    "u8cal": {"default": {"scheme": "uniform", "bits": 8}, "calibrate": True},
     # Budgets (the budget issue): every weight's form searched; "score" makes the task's own metric the budget's
     # score, allowed to fall by max_drop in all (a task's model files are searched in turn, each given what is left).
-    "bits4": {"budget": {"target_bits": 4}, "calibrate": True},
     "point1": {"budget": {"max_drop": 0.01}, "calibrate": True, "score": True},
     # Peers (tools/peers.py in its own virtualenv, PEERS_PYTHON); "calibrate" passes the same calibration folder.
     "ort-rtn": {"peer": "ort-rtn-b128"},
