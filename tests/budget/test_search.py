@@ -204,3 +204,12 @@ def test_a_model_without_float_outputs_budgets_bits_but_not_a_loss(model_and_dat
     assert any("no float output" in note for note in budget.notes)
     with pytest.raises(OnnxShareError, match="no float output"):
         optimize(str(tmp_path / "labels.onnx"), {"budget": {"max_loss": 0.1}}, data=data)
+
+
+@pytest.mark.parametrize("name", ["w[0]", "layer.*.weight", "a?b", "plain"])
+def test_saved_overrides_match_their_tensor_only(name: str) -> None:
+    import fnmatch
+
+    pattern = search_module.exact_pattern(name)
+    assert fnmatch.fnmatchcase(name, pattern)
+    assert not any(fnmatch.fnmatchcase(other, pattern) for other in ("w0", "layer.1.weight", "aXb", "plainer"))
