@@ -3,6 +3,7 @@ rebuilding the model, the report, and one-line errors."""
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import subprocess
@@ -208,8 +209,6 @@ def test_a_model_without_float_outputs_budgets_bits_but_not_a_loss(model_and_dat
 
 @pytest.mark.parametrize("name", ["w[0]", "layer.*.weight", "a?b", "plain"])
 def test_saved_overrides_match_their_tensor_only(name: str) -> None:
-    import fnmatch
-
     pattern = search_module.exact_pattern(name)
     assert fnmatch.fnmatchcase(name, pattern)
     assert not any(fnmatch.fnmatchcase(other, pattern) for other in ("w0", "layer.1.weight", "aXb", "plainer"))
