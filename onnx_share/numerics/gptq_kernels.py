@@ -1,5 +1,6 @@
 """The inner loop of GPTQ in numba: one block of rows rounded row by row, each row's error spread over the rows of
-the block after it (imported on first use, so numba stays out of ``import onnx_share``)."""
+the block after it (imported on first use, so numba stays out of ``import onnx_share``). Division follows numpy
+(a zero scale gives inf or nan, as the numpy loop did), not Python (which raises)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def round_block_codebook(block, inverse, rows, dead, midpoints, centroids, codebook, rounded,
                          errors):  # pragma: no cover - numba
     """Round ``block`` [G, b, out] in row order: element (g, i, j) snaps to the nearest entry of codebook
@@ -30,7 +31,7 @@ def round_block_codebook(block, inverse, rows, dead, midpoints, centroids, codeb
         _spread(block, inverse, dead, rounded, errors, i)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def round_block_grid(block, inverse, rows, dead, scale, zero_point, qmin, qmax, rounded,
                      errors):  # pragma: no cover - numba
     """Round ``block`` [G, b, out] in row order: element (g, i, j) snaps to its grid ``(q - zero_point) * scale``
@@ -46,7 +47,7 @@ def round_block_grid(block, inverse, rows, dead, scale, zero_point, qmin, qmax, 
         _spread(block, inverse, dead, rounded, errors, i)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _spread(block, inverse, dead, rounded, errors, i):  # pragma: no cover - numba
     """Row ``i``'s rounding error, scaled by the inverse factor's diagonal (0 for a dead row), taken off the rows
     after it in the block."""

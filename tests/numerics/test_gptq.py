@@ -112,3 +112,14 @@ def test_refit_centroids_lowers_the_layer_error_for_the_same_assignment(granular
     # the same assignment over the new values: sorting the centroids moved the indices with them
     expected = assigned.in_layout(np.take_along_axis(raw, assigned.indices.astype(np.int64), axis=1), w.shape)
     np.testing.assert_allclose(refit.decode(w.shape), expected, rtol=1e-12)
+
+
+def test_a_zero_scale_rounds_to_zero_instead_of_raising() -> None:
+    """An all-zero channel gets scale 0: numpy's division gives inf, clipped, times 0 (numba must not raise)."""
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((1, 20, 5))
+    x = rng.standard_normal((100, 20))
+    scale = np.full((1, 20, 5), 0.1, np.float32)
+    scale[0, :, 2] = 0.0
+    rounded = gptq_round(w, (x.T @ x)[None], GridRounder(scale, np.zeros((1, 20, 5)), -8, 7))
+    assert np.all(rounded[0, :, 2] == 0.0) and np.all(np.isfinite(rounded))
