@@ -288,9 +288,10 @@ def _dnc_layer(prev, plo, cur, clo, arg, jlo, jhi, ilo, ihi, pw, ps, pq, pinned,
         bi = start
         for i in range(start, top + 1):
             v = prev[i - plo] + (qm - pq[i])
-            if not pinned:
+            weight = wm - pw[i]
+            if not pinned and weight > 0:  # weights far below the prefix sum can vanish from it: no mean to take
                 ds = sm - ps[i]
-                v -= ds * ds / (wm - pw[i])
+                v -= ds * ds / weight
             if v < best:
                 best = v
                 bi = i
