@@ -39,11 +39,15 @@ class Layer:
     data: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     distortions: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sensitivity: float = 1.0
-    measured_on: str = "weights"
 
     @property
     def name(self) -> str:
         return self.weight.name
+
+    @property
+    def measured_on(self) -> str:
+        """What its distortion was measured on: ``activations`` (calibration data) or ``weights``."""
+        return "weights" if self.table.statistics is None else "activations"
 
     @property
     def elements(self) -> int:
@@ -90,7 +94,7 @@ def build_layers(
         measured = None if statistics is None else statistics.for_weight(weight, main)
         table = CandidateTable(weight, opset, spec, target=config.target, reference=original_values(weight),
                                seed=config.seed, statistics=None if isinstance(measured, str) else measured)
-        layer = Layer(weight, table, measured_on="weights" if table.statistics is None else "activations")
+        layer = Layer(weight, table)
         for changes in candidate_changes(spec, config.budget, config.target):
             form = choose_form(table, spec.updated(changes))
             if form not in layer.forms and not_smaller(weight, table.cost(form)) is None:

@@ -97,6 +97,7 @@ class _Search:
     frontier: Frontier
     statistics: Statistics | None
     samples: list[dict[str, np.ndarray]]
+    outputs: list[str]
     reference: Outputs | None
     original: ProtoModel
     score: Score | None
@@ -130,8 +131,7 @@ class _Search:
             file_bytes = sum(p.stat().st_size for p in (path, data_file(path)) if p.is_file())
             loss = None
             if self.reference is not None:
-                outputs = float_outputs(self.original.proto)
-                loss = output_loss(self.reference, runner(str(path), None, outputs)(self.samples),
+                loss = output_loss(self.reference, runner(str(path), None, self.outputs)(self.samples),
                                    self.config.budget.loss)
             score = None if self.score is None else float(self.score(str(path)))
         result = _Built(len(self.report.tried), file_bytes, bits, loss, score)
@@ -203,14 +203,14 @@ def search_budget(
     reference = None
     if outputs and (held_out is not None or budget.max_drop is None):
         reference = runner(original.source, original.folder, outputs)(feeds.samples)
-    search = _Search(model, config, layers, frontier, statistics, list(feeds.samples), reference, original, score,
-                     report, {layer.name: layer.table for layer in layers})
+    search = _Search(model, config, layers, frontier, statistics, list(feeds.samples), outputs, reference, original,
+                     score, report, {layer.name: layer.table for layer in layers})
 
     start = time.perf_counter()
     if budget.target_bits is not None or budget.target_size is not None:
         chosen_point = _within_size(search, fixed, elements)
     else:
-        chosen_point = _within_loss(search, original)
+        chosen_point = _within_loss(search)
     timings["build"] = time.perf_counter() - start
     report.chosen = search.built[chosen_point].row
     picks = frontier.choice(chosen_point)
@@ -263,13 +263,13 @@ def _within_size(search: _Search, fixed: int, elements: int) -> int:
     return best
 
 
-def _within_loss(search: _Search, original: ProtoModel) -> int:
+def _within_loss(search: _Search) -> int:
     """The cheapest frontier point (of :data:`CURVE_POINTS`) whose built model meets the loss or score bound."""
     budget = search.config.budget
     if budget.max_drop is not None:
         assert search.score is not None
-        baseline = float(search.score(str(original.source)) if not isinstance(original.source, bytes)
-                         else _scored_bytes(search.score, original.source))
+        source = search.original.source
+        baseline = float(search.score(source) if isinstance(source, str) else _scored_bytes(search.score, source))
         search.report.notes.append(f"score of the original model: {baseline:.6g}")
 
         def holds(built: _Built) -> bool:

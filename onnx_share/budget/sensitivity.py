@@ -33,9 +33,9 @@ def float_outputs(proto: onnx.ModelProto) -> list[str]:
     return [o.name for o in proto.graph.output if o.type.tensor_type.elem_type in FLOAT_TYPES]
 
 
-def runner(model: bytes, folder: Path | None, outputs: Sequence[str]) -> Callable[..., Outputs]:
-    """A function running ``model`` on samples (each a feed dict, plus the same ``extra`` feeds for every one)
-    and returning its ``outputs``."""
+def runner(model: str | bytes, folder: Path | None, outputs: Sequence[str]) -> Callable[..., Outputs]:
+    """A function running ``model`` (a path, or bytes whose external data lie in ``folder``) on samples (each a
+    feed dict, plus the same ``extra`` feeds for every one) and returning its ``outputs``."""
     from onnx_share.check.runners import onnxrt_session
 
     try:
