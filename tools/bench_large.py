@@ -258,11 +258,15 @@ def child(code: str, args: list[str]) -> dict[str, Any]:
 
 
 def run_optimize(model: Path, out: Path, jobs: int, validate: bool) -> dict[str, Any]:
-    cli = ["optimize", str(model), str(out), "--bits", "4", "--jobs", str(jobs)]
+    report = out.with_name(out.name + ".report.json")
+    cli = ["optimize", str(model), str(out), "--bits", "4", "--jobs", str(jobs), "--report", str(report)]
     if not validate:
         cli.append("--no-validate")
     m = child(RUN_CHILD, cli)
-    m.update(output_bytes=sum(p.stat().st_size for p in files_of(out)), sha256=digest(out))
+    timings = json.loads(report.read_text())["timings_s"]
+    report.unlink()
+    m.update(output_bytes=sum(p.stat().st_size for p in files_of(out)), sha256=digest(out),
+             compress_seconds=timings["compress"])
     return m
 
 
@@ -275,14 +279,15 @@ def mb(kb: float) -> str:
 
 
 def print_runs(rows: list[dict[str, Any]], import_kb: float) -> None:
-    print("| model GB | tensors | validate | jobs | wall s | peak RSS MB | peak - import MB | / model | "
-          "peak anon MB | peak file MB | output MB | sha256 | same output |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model GB | tensors | validate | jobs | wall s | compress s | compress speed-up | peak RSS MB | "
+          "peak - import MB | / model | peak anon MB | peak file MB | output MB | sha256 | same output |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         above = r["peak_kb"] - import_kb
         print(
             f"| {r['model_bytes'] / GB:.2f} | {r['tensors']} | {'yes' if r['validate'] else 'no'} | {r['jobs']} | "
-            f"{r['seconds']:.0f} | {mb(r['peak_kb'])} | {mb(above)} | {above * 1024 / r['model_bytes']:.2f} | "
+            f"{r['seconds']:.0f} | {r['compress_seconds']:.1f} | {r['compress_speedup']:.2f}x | {mb(r['peak_kb'])} | "
+            f"{mb(above)} | {above * 1024 / r['model_bytes']:.2f} | "
             f"{mb(r['peak_anon_kb'])} | {mb(r['peak_file_kb'])} | {r['output_bytes'] / MB:.0f} | "
             f"{r['sha256'][:12]} | {r['same_output']} |"
         )
@@ -346,14 +351,15 @@ def main() -> None:
                   file=sys.stderr)
             configs = [(jobs, False) for jobs in args.jobs] + ([(args.jobs[0], True)] if args.validate else [])
             configs = configs if args.runs else []
-            first: str | None = None
+            first: dict[str, Any] | None = None
             for jobs, validate in configs:
                 out = folder / f"chain_{size:g}gb.j{jobs}{'.v' if validate else ''}.out.onnx"
                 m = run_optimize(model, out, jobs, validate)
-                first = first or m["sha256"]
+                first = first or m
                 row = {"size_gb": size, "model_bytes": info["bytes"], "tensors": info["tensors"], "jobs": jobs,
                        "validate": validate, **m, "import_kb": import_kb,
-                       "same_output": "yes" if m["sha256"] == first else "NO"}
+                       "compress_speedup": first["compress_seconds"] / m["compress_seconds"],
+                       "same_output": "yes" if m["sha256"] == first["sha256"] else "NO"}
                 rows.append(row)
                 print(f"  jobs {jobs} validate {validate}: {m['seconds']:.0f} s, peak {mb(m['peak_kb'])} MB",
                       file=sys.stderr)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onnx_share.numerics.kmeans import kmeans_1d
+from onnx_share.numerics.kmeans import kmeans_1d, kmeans_rows
 
 # Exact zeros get a centroid of their own when at least this fraction of a codebook's weights is zero.
 PIN_ZERO_FRACTION = 0.1
@@ -101,14 +101,19 @@ def fit_codebook(
     rows = channel_rows(values, None if granularity == "tensor" else axis, groups)
     weights = None if sample_weight is None else channel_rows(sample_weight, None if granularity == "tensor" else axis,
                                                               groups)
-    centroids = np.empty((rows.shape[0], k), dtype=np.float64)
-    indices = np.empty(rows.shape, dtype=np.uint8)
-    for g, row in enumerate(rows):
-        result = kmeans_1d(row, k, init=init, seed=seed, pin_zero=_pins_zero(row, pin_zero),
-                           sample_weight=None if weights is None else weights[g])
-        centroids[g, : len(result.centroids)] = result.centroids
-        centroids[g, len(result.centroids) :] = result.centroids[-1]
-        indices[g] = result.labels
+    pins = _pins_zero(rows, pin_zero)
+    if init == "optimal":
+        fitted = kmeans_rows(rows, k, sample_weight=weights, pin_zero=pins)
+        centroids, indices = fitted.centroids, fitted.labels.astype(np.uint8, copy=False)
+    else:
+        centroids = np.empty((rows.shape[0], k), dtype=np.float64)
+        indices = np.empty(rows.shape, dtype=np.uint8)
+        for g, row in enumerate(rows):
+            result = kmeans_1d(row, k, init=init, seed=seed, pin_zero=bool(pins[g]),
+                               sample_weight=None if weights is None else weights[g])
+            centroids[g, : len(result.centroids)] = result.centroids
+            centroids[g, len(result.centroids) :] = result.centroids[-1]
+            indices[g] = result.labels
     centroids = centroids.astype(values.dtype).astype(np.float64)
     return Codebook(centroids, indices, None if granularity == "tensor" else axis, granularity, groups)
 
@@ -140,8 +145,9 @@ def channels_per_codebook(channels: int, granularity: str, group_size: int) -> i
     return max(d for d in range(1, min(channels, group_size) + 1) if channels % d == 0)
 
 
-def _pins_zero(values: np.ndarray, requested: bool | None) -> bool:
-    """``pin_zero`` as asked, or (None) when at least ``PIN_ZERO_FRACTION`` of the values are exactly zero."""
+def _pins_zero(rows: np.ndarray, requested: bool | None) -> np.ndarray:
+    """Per row of ``rows`` [G, M], ``pin_zero`` as asked, or (None) whether at least ``PIN_ZERO_FRACTION`` of the
+    row's values are exactly zero."""
     if requested is not None:
-        return requested
-    return np.count_nonzero(values == 0) >= PIN_ZERO_FRACTION * values.size
+        return np.full(rows.shape[0], requested)
+    return np.count_nonzero(rows == 0, axis=1) >= PIN_ZERO_FRACTION * rows.shape[1]

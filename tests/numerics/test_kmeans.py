@@ -13,7 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from onnx_share.numerics.kmeans import INIT_METHODS, KMeansResult, dp, kmeans_1d, kmeans_1d_exact, optimal_sse
+from onnx_share.numerics.kmeans import (
+    INIT_METHODS,
+    KMeansResult,
+    dp,
+    kmeans_1d,
+    kmeans_1d_exact,
+    kmeans_rows,
+    optimal_sse,
+)
 
 REL_TOL = 3e-5  # kmeans_1d(init="optimal") against the optimum, relative SSE (worst measured: 2e-5)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -448,6 +456,47 @@ def test_option_errors() -> None:
         kmeans_1d(x, 4, strategy="fastest")
     with pytest.raises(ValueError, match="needs init='optimal'"):
         kmeans_1d(x, 4, init="linear", strategy="histogram")
+
+
+@pytest.mark.parametrize("width", [3, 50, 600, 4096, 9000])
+@pytest.mark.parametrize("k", [1, 4, 16, 256])
+@pytest.mark.parametrize("kind", ["student_t", "few_values", "weighted", "pinned"])
+def test_rows_equal_kmeans_1d_row_by_row(width: int, k: int, kind: str) -> None:
+    """The batched kernel is kmeans_1d on each row: the same centroids and labels, bit for bit."""
+    rng = np.random.default_rng(width * 1000 + k)
+    x = (rng.standard_t(3, (5, width)) * 0.02).astype(np.float32)
+    x[1] = 0.25  # a constant row
+    if kind == "few_values":
+        x = np.round(x * 50) / 50
+    weights = rng.random(x.shape) * (rng.random(x.shape) > 0.2) if kind == "weighted" else None
+    if weights is not None:
+        weights[:, 0] = 1.0  # every row keeps some weight
+    pins = np.array([False, False, True, False, True]) if kind == "pinned" else False
+    got = kmeans_rows(x, k, sample_weight=weights, pin_zero=pins)
+    for g in range(x.shape[0]):
+        one = kmeans_1d(x[g], k, sample_weight=None if weights is None else weights[g],
+                        pin_zero=bool(np.broadcast_to(pins, 5)[g]))
+        m = one.centroids.size
+        np.testing.assert_array_equal(got.centroids[g, :m], one.centroids)
+        assert np.all(got.centroids[g, m:] == one.centroids[-1])
+        np.testing.assert_array_equal(got.labels[g], one.labels)
+        assert got.sse[g] == pytest.approx(one.sse, rel=1e-9, abs=1e-18)
+
+
+def test_rows_raise_kmeans_1d_errors() -> None:
+    x = realistic("gaussian", 200).reshape(2, 100)
+    bad = x.copy()
+    bad[1, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        kmeans_rows(bad, 4)
+    weights = np.ones_like(x)
+    weights[1] = 0.0
+    with pytest.raises(ValueError, match="sums to zero"):
+        kmeans_rows(x, 4, sample_weight=weights)
+    with pytest.raises(ValueError, match="k must be"):
+        kmeans_rows(x, 0)
+    with pytest.raises(ValueError, match=r"\[G, M\]"):
+        kmeans_rows(x.reshape(-1), 4)
 
 
 def test_import_does_not_load_numba() -> None:

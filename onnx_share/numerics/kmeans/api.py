@@ -99,6 +99,64 @@ def kmeans_1d(
     return sorted_values.cluster_sorted(prep, init, seed, max_iter)
 
 
+@dataclass(frozen=True)
+class RowsResult:
+    """Result of one clustering per row of a [G, M] array.
+
+    Attributes:
+        centroids: float64 [G, k], each row sorted; a row with ``m < k`` distinct values (of positive weight)
+            repeats its last centroid.
+        labels: [G, M], ``np.uint8`` for ``k <= 256`` else ``np.int32``, indexing the row's centroids.
+        sse: float64 [G], each row's ``KMeansResult.sse``.
+    """
+
+    centroids: np.ndarray
+    labels: np.ndarray
+    sse: np.ndarray
+
+
+def kmeans_rows(
+    rows: np.ndarray, k: int, *, sample_weight: np.ndarray | None = None, pin_zero: bool | np.ndarray = False
+) -> RowsResult:
+    """``kmeans_1d(rows[g], k, pin_zero=pin_zero[g], sample_weight=sample_weight[g])`` for every row g.
+
+    The same results, row for row, much faster for many short rows (a codebook per channel): rows of the sorted
+    path that pin no zero run together in one numba kernel that releases the GIL (``rows`` module); the others,
+    and all rows when any value or weight is invalid (to raise ``kmeans_1d``'s error), go through ``kmeans_1d``.
+    ``pin_zero``: one flag for all rows or one per row.
+    """
+    from onnx_share.numerics.kmeans import prepare
+    from onnx_share.numerics.kmeans import rows as batched
+
+    prepare.check_k(k)
+    k = int(k)
+    rows = np.asarray(rows)
+    if rows.ndim != 2 or rows.shape[0] == 0:
+        raise ValueError(f"rows must be a non-empty [G, M] array, got shape {rows.shape}")
+    x = prepare.flatten(rows).reshape(rows.shape)
+    w = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64).reshape(rows.shape)
+    pins = np.broadcast_to(np.asarray(pin_zero, dtype=bool), rows.shape[:1])
+    fast = ~pins if rows.shape[1] <= SORTED_MAX_N else np.zeros(rows.shape[0], dtype=bool)
+    valid = bool(np.all(np.isfinite(x))) and (
+        w is None or (bool(np.all(np.isfinite(w))) and bool(np.all(w >= 0)) and bool(np.all(w.sum(axis=1) > 0)))
+    )
+    if not valid:
+        fast[:] = False
+    centroids = np.empty((rows.shape[0], k))
+    labels = np.empty(rows.shape, dtype=np.uint8 if k <= 256 else np.int32)
+    sse = np.empty(rows.shape[0])
+    if fast.any():
+        picked = np.flatnonzero(fast)
+        c, lab, e = batched.cluster_rows(x[picked], None if w is None else w[picked], k)
+        centroids[picked], labels[picked], sse[picked] = c, lab, e
+    for g in np.flatnonzero(~fast):
+        result = kmeans_1d(x[g], k, pin_zero=bool(pins[g]), sample_weight=None if w is None else w[g])
+        centroids[g, : result.centroids.size] = result.centroids
+        centroids[g, result.centroids.size :] = result.centroids[-1]
+        labels[g], sse[g] = result.labels, result.sse
+    return RowsResult(centroids, labels, sse)
+
+
 def kmeans_1d_exact(values: np.ndarray, k: int, sample_weight: np.ndarray | None = None) -> KMeansResult:
     """The exact optimal 1-D k-means: DP over all distinct values (slow; the reference for tests).
 

@@ -182,7 +182,7 @@ def _hirschberg_cuts(pw: np.ndarray, ps: np.ndarray, pq: np.ndarray, k: int, max
 # --------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _prefix_sums(w, s, q, out):  # pragma: no cover - numba
     """out[0..2] = prefix sums of w, s and q, each with a leading 0 (one pass instead of three)."""
     out[0, 0] = 0.0
@@ -194,7 +194,7 @@ def _prefix_sums(w, s, q, out):  # pragma: no cover - numba
         out[2, i + 1] = out[2, i] + q[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dp_all_layers(pw, ps, pq, k, keep_costs, arg, costs):  # pragma: no cover - numba
     """Run layers 1..k of the full DP into ``arg`` and ``costs`` (all rows, or the last as row 1).
 
@@ -215,7 +215,7 @@ def _dp_all_layers(pw, ps, pq, k, keep_costs, arg, costs):  # pragma: no cover -
         costs[1, :] = prev
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _full_layer(prev, cur, prev_arg, arg, pw, ps, pq, m, jhi):  # pragma: no cover - numba
     """Layer m of the full DP: cur[j] = min_{m-1 <= i < j} prev[i] + cost(i, j) for m <= j <= jhi.
 
@@ -231,7 +231,7 @@ def _full_layer(prev, cur, prev_arg, arg, pw, ps, pq, m, jhi):  # pragma: no cov
     _dnc_layer(prev, 0, cur, 0, arg, m, jhi, m - 1, jhi - 1, pw, ps, pq, False, prev_arg)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _banded_dp(pw, ps, pq, wlo, whi, pin_layer, cuts):  # pragma: no cover - numba
     """All layers of the windowed DP (cut m within [wlo[m], whi[m]]) and the backtrack into ``cuts``."""
     k = wlo.size - 1
@@ -251,7 +251,7 @@ def _banded_dp(pw, ps, pq, wlo, whi, pin_layer, cuts):  # pragma: no cover - num
         cuts[m - 1] = arg[off[m] + cuts[m] - wlo[m]]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _dnc_layer(prev, plo, cur, clo, arg, jlo, jhi, ilo, ihi, pw, ps, pq, pinned, lower):  # pragma: no cover - numba
     """One DP layer by divide and conquer over the end index j, the only loop that searches a layer.
 

@@ -68,7 +68,7 @@ def result_from_sums(cx: np.ndarray, labels: np.ndarray, acc: np.ndarray, pinned
     return sorted_result(centroids, labels, float(np.sum(np.maximum(sse_parts, 0.0))))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _accumulate(x, w, weighted, labels, cx, acc):  # pragma: no cover - numba
     """Per-cluster sums of w, w*d, w*d^2 with d = x - cx[label]."""
     for i in range(x.size):

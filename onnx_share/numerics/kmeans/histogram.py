@@ -265,7 +265,7 @@ def _centroids_on_sub_bins(
 # --------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _key(bits, m, floor, top):  # pragma: no cover - numba
     """Monotone histogram key of a float32 given as its int32 bits: sign, exponent, top m mantissa bits.
 
@@ -277,7 +277,7 @@ def _key(bits, m, floor, top):  # pragma: no cover - numba
     return (top - floor + 1) + (mag ^ (bits >> 31))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _largest_magnitude(bits):  # pragma: no cover - numba
     """The largest of the int32 bits with the sign bit cleared: the largest magnitude's bits (NaN above inf)."""
     top = 0
@@ -286,7 +286,7 @@ def _largest_magnitude(bits):  # pragma: no cover - numba
     return top
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _histogram(bits, x, w, weighted, skip_zero, m, floor, top, table, seen):  # pragma: no cover - numba
     """Per key: weight, and sums of w*d and w*d^2 with d = x - (the key's edge nearest zero: 0 for the key
     of magnitudes up to ``floor``); ``seen`` (unless empty) flags the keys of positive weight.
@@ -351,7 +351,7 @@ def _histogram(bits, x, w, weighted, skip_zero, m, floor, top, table, seen):  # 
     return kmin, kmax, flags
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fill_label_table(bd_keys, kmin, tab):  # pragma: no cover - numba
     """tab[key - kmin] = first label possible for the key | (boundaries inside the key) << _SPAN_SHIFT.
 
@@ -379,7 +379,7 @@ def _fill_label_table(bd_keys, kmin, tab):  # pragma: no cover - numba
     return max_span
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _assign(bits, x, w, weighted, m, floor, top, kmin, tab, bd, cent, labels, acc):  # pragma: no cover - numba
     """Nearest-centroid labels via the key table (exact comparisons only in keys a boundary cuts).
 
@@ -403,7 +403,7 @@ def _assign(bits, x, w, weighted, m, floor, top, kmin, tab, bd, cent, labels, ac
         labels[i] = lab
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bins(table, seen, kmin, kmax, m, floor, top):  # pragma: no cover - numba
     """The fields of ``_Bins``: the keys of positive weight (flagged by ``seen``, or when it is empty by
     the table) with their weight, mean and scatter."""
@@ -443,7 +443,7 @@ def _bins(table, seen, kmin, kmax, m, floor, top):  # pragma: no cover - numba
     return keys, bw, mean, scatter
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _moments(bw, mean, scatter, center):  # pragma: no cover - numba
     """Per bin the sums of w * mu and w * mu**2 (with its scatter), mu = mean - center."""
     s = np.empty(bw.size)
@@ -455,7 +455,7 @@ def _moments(bw, mean, scatter, center):  # pragma: no cover - numba
     return s, q
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add_whole_bins(tab, kmin, keys, bw, mean, scatter, cent, acc):  # pragma: no cover - numba
     """Add each bin that the table gives one cluster to its sums of w, w*d, w*d^2 (d = x - cent[label]).
 
@@ -472,7 +472,7 @@ def _add_whole_bins(tab, kmin, keys, bw, mean, scatter, cent, acc):  # pragma: n
         acc[lab, 2] += scatter[b] + bw[b] * d * d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _segment_table(bkeys, cuts, win_lo, win_hi, near, kmin, tab):  # pragma: no cover - numba
     """tab[key - kmin] = the cluster of the bins' partition that the key falls in (the lower one between
     two clusters' bins); for the keys of the windows ``[win_lo, win_hi]`` around the inner cuts, -2 - the
@@ -492,7 +492,7 @@ def _segment_table(bkeys, cuts, win_lo, win_hi, near, kmin, tab):  # pragma: no 
             rank += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _label_or_gather(
     bits, x, w, weighted, skip_zero, m, floor, top, kmin, tab, labels, gathered, values, start, near_seg, sub_bits,
     center, sub_sums
@@ -532,7 +532,7 @@ def _label_or_gather(
     return c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _relabel(values, start, w, weighted, skip_zero, gathered, bd, cent, labels, acc):  # pragma: no cover - numba
     """Label the gathered elements (``values``, at indices ``gathered``) by the nearest centroid (ties to
     the lower), searching from the labels ``start``, and add their w, w*d, w*d^2 (d = x - cent[label]) to
@@ -555,7 +555,7 @@ def _relabel(values, start, w, weighted, skip_zero, gathered, bd, cent, labels, 
         acc[lab, 2] += wt * d * d
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _near_bins(lo, hi, n_bins):  # pragma: no cover - numba
     """Flags of the bins in any of the windows ``[lo[j], hi[j])``."""
     near = np.zeros(n_bins, dtype=np.bool_)
@@ -564,7 +564,7 @@ def _near_bins(lo, hi, n_bins):  # pragma: no cover - numba
     return near
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _positions(near, pw0, ps0, pq0, w, s, q, b_of, g, edge_pos):  # pragma: no cover - numba
     """Prefix sums of w, w*v, w*v^2 at every position a re-solved cut may take, in order.
 

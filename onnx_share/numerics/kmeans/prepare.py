@@ -51,9 +51,8 @@ class Points:
 
 def validate(values: np.ndarray, k: int, sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, int]:
     """Check k and the shapes; flatten values (float32/float64) and weights (float64)."""
-    if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
-    x = _flatten(values)
+    check_k(k)
+    x = flatten(values)
     if x.size == 0:
         raise ValueError("cannot cluster an empty tensor")
     if sample_weight is None:
@@ -62,6 +61,12 @@ def validate(values: np.ndarray, k: int, sample_weight: np.ndarray | None) -> tu
     if w.size != x.size:
         raise ValueError(f"sample_weight has {w.size} elements but values has {x.size}")
     return x, w, int(k)
+
+
+def check_k(k: object) -> None:
+    """Raise unless ``k`` is an integer >= 1."""
+    if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
 
 
 def prepare(x: np.ndarray, w: np.ndarray | None, k: int, pin_zero: bool) -> Prepared:
@@ -119,7 +124,7 @@ def own_centroids(prep: Prepared, values_y: np.ndarray) -> KMeansResult:
     return finish_from_centroids(prep, cent, pinned)
 
 
-def _flatten(values: np.ndarray) -> np.ndarray:
+def flatten(values: np.ndarray) -> np.ndarray:
     """Flatten (C order) to float32 or float64 without copying when already one of those."""
     a = np.asarray(values)
     if a.dtype in (np.float32, np.float64):
@@ -135,7 +140,7 @@ def _flatten(values: np.ndarray) -> np.ndarray:
     return a.astype(np.float64).reshape(-1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scan_stats(x, w, weighted):  # pragma: no cover - numba
     """min, max, total weight, weighted mean, any non-finite value, any bad weight."""
     lo = np.inf

@@ -211,7 +211,7 @@ def _merge_runs(level: _Level, target: int) -> np.ndarray:
     return starts[:count].copy()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _greedy_starts(w, s, q, target, split, starts):  # pragma: no cover - numba
     """Greedy runs (into ``starts``) for a tau whose run count lands in [target/2, target]; returns the count.
 
@@ -253,7 +253,7 @@ def _greedy_starts(w, s, q, target, split, starts):  # pragma: no cover - numba
     return best_count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _greedy_runs(w, s, q, tau, split, starts):  # pragma: no cover - numba
     """Greedy left-to-right runs of items whose merged scatter stays <= tau; returns the run count.
 
@@ -282,7 +282,7 @@ def _greedy_runs(w, s, q, tau, split, starts):  # pragma: no cover - numba
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _run_sums(w, s, q, starts, out):  # pragma: no cover - numba
     """out[0..2, r] = sums of w, s and q over run r (items ``starts[r]`` up to the next start)."""
     n = w.size
