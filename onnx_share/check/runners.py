@@ -26,28 +26,41 @@ EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path
 ORT_QUIET = 4  # onnxruntime log severity FATAL: its warnings and errors reach the user through our own messages
 
 
-def onnxrt_session(model: str | bytes, folder: Path | None = None) -> Callable[[], ort.InferenceSession]:
-    """A loader for a CPU session on ``model`` (a path or bytes whose external data lies in ``folder``)."""
+def onnxrt_session(
+    model: str | bytes, folder: Path | None = None, *, fold_constants: bool = True
+) -> Callable[[], ort.InferenceSession]:
+    """A loader for a CPU session on ``model`` (a path or bytes whose external data lies in ``folder``).
+
+    ``fold_constants=False`` turns off onnxruntime's constant folding, which computes every subgraph of constants
+    at session creation: a codebook's decode (``Gather`` of its centroids) becomes a float weight then, all of
+    them at once, while unfolded each is decoded when its consumer runs and let go. The results are the same
+    (the folding runs the same kernels); the memory is not (a 0.6 GB MatMul chain at 4 bits: 2507 MB peak folded,
+    267 MB not; docs/BENCHMARKS.md).
+    """
 
     def load() -> ort.InferenceSession:
         options = ort.SessionOptions()
         options.log_severity_level = ORT_QUIET
         if folder is not None and isinstance(model, bytes):
             options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, str(folder))
-        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        disabled = [] if fold_constants else ["ConstantFolding"]
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled)
 
     return load
 
 
-def onnxrt_runner(model: ProtoModel, name: str, extra_outputs: Sequence[str] = ()) -> OnnxrtRunner:
-    """An onnxruntime runner for ``model``, with ``extra_outputs`` (intermediate tensors) made outputs."""
+def onnxrt_runner(
+    model: ProtoModel, name: str, extra_outputs: Sequence[str] = (), *, fold_constants: bool = True
+) -> OnnxrtRunner:
+    """An onnxruntime runner for ``model``, with ``extra_outputs`` (intermediate tensors) made outputs
+    (``fold_constants``: see :func:`onnxrt_session`)."""
     source: str | bytes = model.source
     if extra_outputs:
         instrumented = onnx.ModelProto()
         instrumented.CopyFrom(model.proto)
         instrumented.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in extra_outputs)
         source = instrumented.SerializeToString()
-    return OnnxrtRunner(onnxrt_session(source, model.folder), name=name)
+    return OnnxrtRunner(onnxrt_session(source, model.folder, fold_constants=fold_constants), name=name)
 
 
 def run_runners(runners: Sequence[BaseRunner], samples: Sequence[Mapping[str, np.ndarray]]) -> RunResults:

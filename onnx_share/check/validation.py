@@ -3,7 +3,8 @@
 Polygraphy's ``Comparator`` runs the original and the rewritten model (two ``OnnxrtRunner``s with different
 names) on the same seeded generated inputs, or on inputs the user gives as ``.npz`` files; the outputs are
 then compared here, per output, over all samples. The original runs first and alone (a failure there means the
-inputs do not fit it), then the rewritten model. With ``layerwise``, every intermediate tensor that both models
+inputs do not fit it), then the rewritten model, without constant folding (each weight decoded when it is used, not
+all at once). With ``layerwise``, every intermediate tensor that both models
 compute under the same name (:mod:`onnx_share.check.layerwise`) is made an output of both, in chunks of
 ``LAYERWISE_CHUNK`` per run so memory holds one chunk at a time, and the report names the first tensor, in the
 original's topological order, that fails.
@@ -86,9 +87,11 @@ def compare_models(
 
 def _run_rewritten(model: ProtoModel, extra: list[str], feeds: Feeds) -> list:
     """The rewritten model's outputs (with ``extra`` intermediate tensors); a failure where the original runs is
-    an error of the rewrite."""
+    an error of the rewrite. Its weights' decodes are not folded at session creation, so they are not all held as
+    float at once (the same outputs: see :func:`~onnx_share.check.runners.onnxrt_session`)."""
     try:
-        return run_runners([onnxrt_runner(model, RUNNER_NAMES[1], extra)], feeds.samples)[RUNNER_NAMES[1]]
+        runner = onnxrt_runner(model, RUNNER_NAMES[1], extra, fold_constants=False)
+        return run_runners([runner], feeds.samples)[RUNNER_NAMES[1]]
     except OnnxShareError as exc:
         raise OnnxShareError(f"the rewritten model fails on inputs the original runs ({exc})") from exc
 

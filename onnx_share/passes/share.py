@@ -36,7 +36,7 @@ from onnx_ir.passes.common import initializer_deduplication
 from onnx_share.config import OptimizeConfig, ShareConfig
 from onnx_share.io.proto import DEFAULT_DOMAINS
 from onnx_share.ir.surgery import NameScope, allow_plain_initializers, node, replace_weight
-from onnx_share.ir.weights import WeightTensor
+from onnx_share.ir.weights import WeightTensor, release
 from onnx_share.passes.base import PassOutcome, change_row
 from onnx_share.report.data import TensorReport
 
@@ -295,6 +295,8 @@ class _Sharing:
                 continue
             column_key = (dtype, (cols, rows), _digest_array(np.ascontiguousarray(values[:, 0])))
             earlier.setdefault(column_key, []).append(entry)
+            del values
+            release(entry.tensor)
 
     def _transpose_tie(self, later: _Entry, earlier: _Entry) -> bool:
         """Replace one of two mutually transposed tensors by ``Transpose`` of the other (the earlier is kept
@@ -371,13 +373,16 @@ def _sample(values: np.ndarray) -> np.ndarray:
 
 
 def _digest(tensor: ir.TensorProtocol) -> str:
+    """A hash of the tensor's bytes; an external-data tensor's pages are let go once read."""
     if tensor.dtype == ir.DataType.STRING:
         hashed = hashlib.blake2b(digest_size=32)
         for item in tensor.string_data():  # type: ignore[attr-defined]
             hashed.update(len(item).to_bytes(8, "little"))
             hashed.update(item)
         return hashed.hexdigest()
-    return _digest_array(tensor.numpy())
+    digest = _digest_array(tensor.numpy())
+    release(tensor)
+    return digest
 
 
 def _digest_array(array: np.ndarray) -> str:
