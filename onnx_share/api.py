@@ -21,6 +21,7 @@ from onnx_share.errors import OnnxShareError
 from onnx_share.io.load import MAX_IR_VERSION, ModelSource, default_opset, input_files, load_model
 from onnx_share.io.proto import ModelFile, ProtoModel
 from onnx_share.io.save import PROTOBUF_LIMIT_BYTES, data_file, estimated_size_bytes, same_file, save_model
+from onnx_share.io.spill import TensorSpill, attach
 from onnx_share.ir.opset import convert_opset, min_ir_version, opset_blockers
 from onnx_share.ir.selection import select_weights
 from onnx_share.passes.registry import run_pipeline, wanted_opset
@@ -51,13 +52,20 @@ class OptimizeResult:
     held_out: Feeds | None = None
 
     def save(self, path: str | os.PathLike, *, external_data: bool | None = None) -> Path:
-        """Write the model atomically; never onto the file it was read from nor onto a data file it reads."""
+        """Write the model atomically; never onto the file it was read from nor onto a data file it reads.
+
+        ``external_data`` (default: the config's): True writes the tensors to ``<path>.data``, False one file
+        (refused over 2 GB), None external data where the input had it or the output would not fit one file.
+        """
         if self.input_files and same_file(self.input_files[0], path):
             raise OnnxShareError(f"output {path} is the input file; choose another output path")
         if external_data is None:
             external_data = self.config.external_data
+        too_big = estimated_size_bytes(self.model) >= PROTOBUF_LIMIT_BYTES
+        if external_data is False and too_big:
+            raise OnnxShareError(f"{path}: the model is over 2 GB, so it cannot be one file; save with external data")
         if external_data is None:
-            external_data = estimated_size_bytes(self.model) >= PROTOBUF_LIMIT_BYTES
+            external_data = too_big or len(self.input_files) > 1
         start = time.perf_counter()
         self.saved_path = save_model(self.model, path, external_data=external_data, protected=self.input_files)
         self.report.timings_s["save"] = time.perf_counter() - start
@@ -89,6 +97,7 @@ def optimize(
     progress: bool = False,
     data: Iterable[Mapping[str, np.ndarray]] | None = None,
     score: Score | None = None,
+    scratch: str | os.PathLike | None = None,
 ) -> OptimizeResult:
     """Compress the weights of ``model`` (a path, ``onnx.ModelProto`` or ``ir.Model``; never modified).
 
@@ -97,6 +106,10 @@ def optimize(
     samples. With ``config.budget`` set, every weight's scheme, bits and granularity are searched to meet it
     (:mod:`onnx_share.budget.search`); ``score(model_path) -> float`` (higher is better) is the task metric a
     ``budget.max_drop`` bounds. The result's ``config`` then reproduces the chosen model without searching.
+
+    A model read from a path with external data is rewritten in bounded memory: each compressed weight's tensors
+    go to a temporary data file in ``scratch`` (default: the system's temporary folder) as soon as they are made,
+    and the result reads them from there until it is saved (external data again, by default).
     """
     if config is None:
         config = OptimizeConfig()
@@ -146,6 +159,8 @@ def optimize(
         loaded, report.conversion = _convert(loaded, target, files[0].parent if files else None, config)
         report.timings_s["convert"] = time.perf_counter() - start
         report.notes.append(_conversion_note(report.conversion))
+    if len(files) > 1:
+        attach(loaded, TensorSpill(scratch))
     run_pipeline(loaded, config, report, progress=progress, statistics=statistics, tables=tables)
     # Skip rows of tensors a pass removed (folded shapes, merged duplicates) go: their pass reported them.
     remaining = {name for graph in loaded.graphs() for name in graph.initializers}

@@ -313,7 +313,8 @@ class PruneConfig:
 class OptimizeConfig:
     """Everything ``optimize`` needs: the default spec, overrides, selection and save options, the runtime the
     output is for (``target``) and the threads for per-tensor work (``jobs``, default every core; the output is
-    the same for any number)."""
+    the same for any number). ``external_data``: True saves the tensors in a data file beside the output, False in
+    one file, None (default) in a data file where the input had one or one file would pass 2 GB."""
 
     default: WeightSpec = field(default_factory=WeightSpec)
     op_types: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

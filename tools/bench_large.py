@@ -353,7 +353,9 @@ def main() -> None:
             configs = configs if args.runs else []
             first: dict[str, Any] | None = None
             for jobs, validate in configs:
-                out = folder / f"chain_{size:g}gb.j{jobs}{'.v' if validate else ''}.out.onnx"
+                # One folder per run, the same file name in each: an external-data output names its data file.
+                out = folder / f"j{jobs}{'.v' if validate else ''}" / f"chain_{size:g}gb.out.onnx"
+                out.parent.mkdir(exist_ok=True)
                 m = run_optimize(model, out, jobs, validate)
                 first = first or m
                 row = {"size_gb": size, "model_bytes": info["bytes"], "tensors": info["tensors"], "jobs": jobs,

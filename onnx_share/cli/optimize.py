@@ -48,8 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     REPORTS.add_to(parser)
     parser.add_argument("--save-config", metavar="PATH", help="write the config that made OUT (.json, .yaml): "
                         "after a budget search, one override per weight, so it rebuilds OUT without searching")
-    parser.add_argument("--external-data", action="store_true", default=None,
-                        help="store tensors in OUT.data beside OUT (automatic above 2 GB)")
+    parser.add_argument("--external-data", action=argparse.BooleanOptionalAction, default=None,
+                        help="store tensors in OUT.data beside OUT (default: when the input keeps its tensors in "
+                        "external data, or OUT would be over 2 GB); --no-external-data writes one file where it fits")
     VALIDATION.add_to(parser)
     TENSORRT.add_to(parser)
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -67,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if same_file(args.input, args.output):
         raise OnnxShareError(f"output {args.output} is the input file; choose another output path")
     config = BUDGET.apply(args, CALIBRATION.apply(args, PASSES.apply(args, COMPRESSION.load(args))))
-    if args.external_data:
-        config = config.updated(external_data=True)
+    if args.external_data is not None:
+        config = config.updated(external_data=args.external_data)
     config = VALIDATION.apply(args, config, layerwise_default=REPORTS.wants_layerwise(args))
     tensorrt = TENSORRT.options(args)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from onnx_share.calibration.data import data_files
 
         data_files(config.calibration.data)
-    result = optimize(args.input, config, progress=progress)
+    result = optimize(args.input, config, progress=progress, scratch=Path(args.output).parent)
     result.save(args.output)
     result.report.command = args.command_line
     strict = VALIDATION.exit_on_failure(args)

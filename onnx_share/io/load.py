@@ -156,6 +156,13 @@ def _check_external_data(model: ir.Model, model_dir: Path) -> None:
                 )
 
 
+def release(tensor: ir.TensorProtocol | None) -> None:
+    """Let go of the memory map of an external-data tensor (read again from the file if asked for later), so
+    the pages of a tensor read once do not stay resident; nothing for other tensors."""
+    if isinstance(tensor, ir.ExternalTensor):
+        tensor.release()
+
+
 def check_loadable(model: ir.Model) -> None:
     """Refuse IR versions and default-domain opsets that onnxruntime cannot load."""
     if model.ir_version > MAX_IR_VERSION:

@@ -15,6 +15,7 @@ import onnx_ir as ir
 
 from onnx_share.errors import OnnxShareError
 from onnx_share.io.checker import CHECK_LEVEL_META_KEY, checker_problem
+from onnx_share.io.load import release
 from onnx_share.io.proto import iter_graph_protos
 from onnx_share.io.sparse import sparse_constant, sparse_form
 
@@ -70,6 +71,7 @@ def save_model(
             staged = Path(tmp) / path.name
             sparse = _stage_sparse(model)
             types = _untype_initializers(model)
+            inlined = {} if external_data else _inline_external_tensors(model)
             try:
                 if external_data:
                     ir.save(model, staged, external_data=data_file(path).name, alignment=EXTERNAL_DATA_ALIGNMENT)
@@ -80,6 +82,9 @@ def save_model(
                     value.type, value.shape = dtype, shape
                 for value, _ in sparse:
                     model.graph.register_initializer(value)
+                for value, tensor in inlined.items():
+                    value.const_value = tensor
+                    release(tensor)
             typed_outputs = {v.name for g in model.graphs() for v in g.initializers.values() if v.is_graph_output()}
             if sparse or typed_outputs:
                 _finish_proto(staged, [form for _, form in sparse], typed_outputs)
@@ -106,6 +111,19 @@ def check_output_path(path: Path) -> None:
         raise OnnxShareError(f"{folder}: output folder does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OnnxShareError(f"{folder}: output folder is not writable")
+
+
+def _inline_external_tensors(model: ir.Model) -> dict[ir.Value, ir.ExternalTensor]:
+    """Put an in-memory view of every external-data initializer in its place (onnx-ir writes an external tensor as a
+    reference even into a one-file model), returning the external tensors to put back."""
+    swapped = {}
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            tensor = value.const_value
+            if isinstance(tensor, ir.ExternalTensor):
+                swapped[value] = tensor
+                value.const_value = ir.Tensor(tensor.numpy(), dtype=tensor.dtype, name=tensor.name)
+    return swapped
 
 
 def _untype_initializers(model: ir.Model) -> dict[ir.Value, tuple[ir.TypeProtocol | None, ir.Shape | None]]:

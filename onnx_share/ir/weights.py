@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
+from onnx_share.io.load import release
 from onnx_share.io.proto import DEFAULT_DOMAINS
 
 FLOAT_TYPES = frozenset({ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16})
@@ -169,13 +170,6 @@ def _finite(value: ir.Value, tensor: ir.TensorProtocol) -> bool:
     value.meta[FINITE_META_KEY] = (tensor, finite)
     release(tensor)
     return finite
-
-
-def release(tensor: ir.TensorProtocol | None) -> None:
-    """Let go of the memory map of an external-data tensor (read again from the file if asked for later), so
-    the pages of a tensor read once do not stay resident; nothing for other tensors."""
-    if isinstance(tensor, ir.ExternalTensor):
-        tensor.release()
 
 
 def _weight_uses(value: ir.Value, rank: int) -> tuple[list[WeightUse], str | None]:

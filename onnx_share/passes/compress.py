@@ -17,7 +17,9 @@ the form's graph replaces W:
 First the model's opset is raised to the highest one the weights' forms benefit from, where that is safe.
 A form that would not be smaller than W as stored leaves W as it is. Forms are chosen and fitted on
 ``config.jobs`` threads a chunk of weights at a time while the graph stands still, then written in order, so the
-output is byte-identical for any number of workers.
+output is byte-identical for any number of workers. Where the model has a :class:`~onnx_share.io.spill.TensorSpill`
+attached, each rewritten weight's large tensors go to it as soon as they are written, so memory holds the chunk
+being worked on, not the compressed model.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ import numpy as np
 import onnx_ir as ir
 
 from onnx_share.config import OptimizeConfig, WeightSpec
+from onnx_share.io.load import release
+from onnx_share.io.spill import TensorSpill, spill_of
 from onnx_share.ir.opset import raise_opset_to_best
 from onnx_share.ir.selection import select_weights
 from onnx_share.ir.surgery import NameScope, add_to_bias, replace_readers, replace_weight
-from onnx_share.ir.weights import WeightTensor, release
+from onnx_share.ir.weights import WeightTensor
 from onnx_share.passes.base import (
     ORIGINAL_META_KEY,
     PassOutcome,
@@ -88,9 +92,10 @@ class CompressPass(WeightPass):
                 f"({', '.join(blockers[:5])}); weights are stored as opset {opset} allows (see each tensor's storage)"
             )
         plans = in_order(lambda item: self._plan(*item, opset, model.graph), chosen, self.config.worker_count)
+        spill = spill_of(model)
         for (weight, spec), plan in self.progress_bar(plans, total=len(chosen)):
             with working_on(weight.name):
-                result.tensors.append(self._rewrite(model, weight, spec, plan, names))
+                result.tensors.append(self._rewrite(model, weight, spec, plan, names, spill))
             release(weight.value.const_value)  # the replaced (or kept) input tensor's pages
         result.modified = any(row.scheme is not None for row in result.tensors)
         return result
@@ -117,6 +122,7 @@ class CompressPass(WeightPass):
             refused = not_smaller(weight, table.cost(form))
             if refused is None:
                 table.fit(form)
+            release(weight.tensor)  # the fit is made: its pages wait for the rewrite no more (read again if asked)
             return table, form, refused, statistics if isinstance(statistics, str) else None
 
     def _rewrite(
@@ -126,6 +132,7 @@ class CompressPass(WeightPass):
         spec: WeightSpec,
         plan: Plan,
         names: NameScope,
+        spill: TensorSpill | None,
     ) -> TensorReport:
         table, form, refused, data_free = plan
         if refused is not None:
@@ -140,6 +147,9 @@ class CompressPass(WeightPass):
             model.opset_imports.setdefault(CONTRIB_DOMAIN, 1)
         else:
             replace_weight(weight, nodes, initializers)
+        if spill is not None:
+            for value in initializers:
+                value.const_value = spill.store(value.const_value)
         notes = list(form.notes)
         if spec.granularity == "auto" and spec.scheme == "codebook":
             notes.append(f"auto granularity: {form.label}")

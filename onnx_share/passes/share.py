@@ -34,9 +34,10 @@ import onnx_ir.passes.common as common_passes
 from onnx_ir.passes.common import initializer_deduplication
 
 from onnx_share.config import OptimizeConfig, ShareConfig
+from onnx_share.io.load import release
 from onnx_share.io.proto import DEFAULT_DOMAINS
 from onnx_share.ir.surgery import NameScope, allow_plain_initializers, node, replace_weight
-from onnx_share.ir.weights import WeightTensor, release
+from onnx_share.ir.weights import WeightTensor
 from onnx_share.passes.base import PassOutcome, change_row
 from onnx_share.report.data import TensorReport
 

@@ -227,3 +227,21 @@ def test_bad_pass_options(args: list[str], message: str, tmp_path: Path) -> None
     done = cli("optimize", DIGITS, tmp_path / "o.onnx", *args)
     assert done.returncode in (1, 2) and message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_external_data_input_gives_external_output_unless_one_file_is_asked(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    onnx.save(onnx.load(DIGITS_DIR / "digits_cnn.onnx"), folder / "m.onnx", save_as_external_data=True,
+              location="m.onnx.data", size_threshold=0)
+    done = cli("optimize", folder / "m.onnx", tmp_path / "a.onnx", "--bits", "4", "--no-validate")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.onnx.data").is_file()
+    done = cli("optimize", folder / "m.onnx", tmp_path / "b.onnx", "--bits", "4", "--no-validate",
+               "--no-external-data")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "b.onnx.data").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "a.onnx.data", "b.onnx", "in"], "no scratch left"
+    a, b = onnx.load(tmp_path / "a.onnx"), onnx.load(tmp_path / "b.onnx")
+    assert [onnx.numpy_helper.to_array(t).tobytes() for t in a.graph.initializer] == [
+        onnx.numpy_helper.to_array(t).tobytes() for t in b.graph.initializer]

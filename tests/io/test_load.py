@@ -150,3 +150,57 @@ def test_versions_onnxruntime_cannot_load_are_refused(mutate, message: str) -> N
     mutate(proto)
     with pytest.raises(OnnxShareError, match=message):
         onnx_share.optimize(proto)
+
+
+def _external_chain(folder: Path) -> Path:
+    """Three MatMuls over [640, 640] weights (1.6 MB each, 200 KB at 4 bits: spilled), saved with external data."""
+    rng = np.random.default_rng(0)
+    weights = {f"W{i}": rng.standard_normal((640, 640)).astype(np.float32) for i in range(3)}
+    nodes = [oh.make_node("MatMul", ["x" if i == 0 else f"h{i}", f"W{i}"], [f"h{i + 1}"]) for i in range(3)]
+    model = make_model(nodes, [tensor_info("x", 1, [1, 640])], [tensor_info("h3", 1, [1, 640])], weights)
+    folder.mkdir()
+    onnx.save(model, folder / "m.onnx", save_as_external_data=True, location="m.onnx.data", size_threshold=1024)
+    return folder / "m.onnx"
+
+
+def test_external_input_streams_through_a_spill_and_saves_external(tmp_path: Path) -> None:
+    """With external data in, each compressed weight goes to a scratch data file as it is made (the result reads
+    it from there), the output is external data by default or one file on request, with the same outputs as the
+    same model compressed in memory, and the scratch folder goes with the result."""
+    import gc
+
+    import onnx_ir as ir
+
+    path = _external_chain(tmp_path / "model")
+    before = {p.name: _digest(p) for p in path.parent.iterdir()}
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    config = {"default": {"bits": 4}, "validation": {"enabled": False}}
+    result = onnx_share.optimize(path, config, scratch=scratch)
+    spilled = [v.const_value for v in result.model.graph.initializers.values()
+               if isinstance(v.const_value, ir.ExternalTensor) and v.const_value.path.startswith(str(scratch))]
+    assert len(spilled) == 3 and all(t.dtype == ir.DataType.UINT4 for t in spilled)
+    (tmp_path / "a").mkdir()
+    external = result.save(tmp_path / "a" / "out.onnx")
+    assert (tmp_path / "a" / "out.onnx.data").is_file()
+    single = result.save(tmp_path / "b.onnx", external_data=False)
+    assert not (tmp_path / "b.onnx.data").exists()
+    in_memory = onnx_share.optimize(onnx.load(path), config).save(tmp_path / "c.onnx")
+    x = {"x": np.random.default_rng(1).standard_normal((1, 640)).astype(np.float32)}
+    expected = run(in_memory, x)[0]
+    np.testing.assert_array_equal(run(external, x)[0], expected)
+    np.testing.assert_array_equal(run(single, x)[0], expected)
+    assert {p.name: _digest(p) for p in path.parent.iterdir()} == before, "input files untouched"
+    assert list(scratch.iterdir())
+    del result, spilled
+    gc.collect()
+    assert not list(scratch.iterdir()), "the spill folder goes with the result"
+
+
+def test_one_file_over_two_gigabytes_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx_share.api
+
+    result = onnx_share.optimize(_external_chain(tmp_path / "model"), {"validation": {"enabled": False}})
+    monkeypatch.setattr(onnx_share.api, "PROTOBUF_LIMIT_BYTES", 1000)
+    with pytest.raises(OnnxShareError, match="cannot be one file"):
+        result.save(tmp_path / "out.onnx", external_data=False)
