@@ -1,6 +1,7 @@
 """The one loader: a path, ``onnx.ModelProto`` or ``ir.Model`` becomes an ``ir.Model`` the passes can work on.
 
-External data stays on disk (memory-mapped on first use) after its locations are checked; sparse initializers
+External data stays on disk (memory-mapped on first use) after its locations are checked, and so do the large
+inline tensors of a model file (read in place through :mod:`onnx_share.io.wire`); sparse initializers
 are densified; ``Constant`` nodes holding a tensor become initializers of their graph, so everything downstream
 sees one kind of weight; IR < 4 initializer inputs are detached; IR and opset versions onnxruntime cannot load
 are refused.
@@ -9,6 +10,7 @@ are refused.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import onnx
@@ -18,6 +20,7 @@ import onnx_ir.passes.common
 from onnx_share.errors import OnnxShareError, first_line
 from onnx_share.io.checker import CHECK_LEVEL_META_KEY, check_level, structure_problem
 from onnx_share.io.sparse import densify_sparse_tensors
+from onnx_share.io.wire import checker_copy, skeleton
 
 # onnxruntime 1.31 loads IR versions up to 13 and default-domain opsets up to 26 (measured; see DESIGN.md).
 # Older opsets load too (below 7 with a warning); whether their kernels exist shows when the model runs.
@@ -53,7 +56,8 @@ def load_model(source: ModelSource) -> ir.Model:
         model, proto = _load_path(checked)
     check_loadable(model)
     if proto is not None and checked is not None:
-        _check_structure(proto, checked, name, model)
+        viewed = isinstance(checked, Path) and _views_itself(model, checked)
+        _check_structure(proto, checked, name, model, viewed=viewed)
     _detach_legacy_initializer_inputs(model)
     try:
         onnx_ir.passes.common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0)(model)
@@ -65,15 +69,24 @@ def load_model(source: ModelSource) -> ir.Model:
 
 
 def input_files(path: str | os.PathLike, model: ir.Model) -> list[Path]:
-    """The model file at ``path`` and every external data file the loaded ``model`` reads."""
+    """The model file at ``path`` and every external data file the loaded ``model`` reads (not the model file
+    again, whose inline tensors it views)."""
     path = Path(path)
-    locations = {
+    return [path, *(path.parent / location for location in sorted(_locations(model) - {path.name}))]
+
+
+def _locations(model: ir.Model) -> set[str]:
+    return {
         value.const_value.location
         for graph in model.graphs()
         for value in graph.initializers.values()
         if isinstance(value.const_value, ir.ExternalTensor)
     }
-    return [path, *(path.parent / location for location in sorted(locations))]
+
+
+def _views_itself(model: ir.Model, path: Path) -> bool:
+    """Whether ``model`` (read from ``path``) reads tensors from its own file (:mod:`onnx_share.io.wire`)."""
+    return path.name in _locations(model)
 
 
 def _detach_legacy_initializer_inputs(model: ir.Model) -> None:
@@ -85,12 +98,20 @@ def _detach_legacy_initializer_inputs(model: ir.Model) -> None:
     model.ir_version = FIRST_IR_WITH_OPTIONAL_INITIALIZER_INPUTS
 
 
-def _check_structure(proto: onnx.ModelProto, source: onnx.ModelProto | Path, name: str, model: ir.Model) -> None:
+def _check_structure(
+    proto: onnx.ModelProto, source: onnx.ModelProto | Path, name: str, model: ir.Model, *, viewed: bool = False
+) -> None:
     """Refuse a graph that cannot run (a value nothing defines, a cycle); note on ``model`` the level of onnx's
-    checker ``source`` passes, which its outputs will be held to."""
+    checker ``source`` passes, which its outputs will be held to. ``viewed``: ``source`` is a file whose tensors
+    the model views in place; the checker gets its skeleton (it would parse the whole file)."""
     problem = structure_problem(proto.graph)
     if problem is not None:
         raise OnnxShareError(f"{name}: not a valid ONNX model: {problem}")
+    if viewed:
+        assert isinstance(source, Path)
+        with tempfile.TemporaryDirectory(prefix=".onnx-share-check.") as folder:
+            model.meta[CHECK_LEVEL_META_KEY] = check_level(checker_copy(source, Path(folder)))[0]
+        return
     model.meta[CHECK_LEVEL_META_KEY] = check_level(source)[0]
 
 
@@ -102,7 +123,8 @@ def _load_path(path: Path) -> tuple[ir.Model, onnx.ModelProto]:
     if path.stat().st_size == 0:
         raise OnnxShareError(f"{path}: empty file, not an ONNX model")
     try:
-        proto = onnx.load(path, load_external_data=False)
+        viewed = skeleton(path)  # large inline tensors read in place, not copied into the proto
+        proto = onnx.load(path, load_external_data=False) if viewed is None else onnx.load_from_string(viewed)
         densify_sparse_tensors(proto)  # onnx-ir reads no sparse tensors
         model = ir.serde.deserialize_model(proto)
         ir.external_data.set_base_dir(model.graph, path.parent)
@@ -148,6 +170,11 @@ def _check_external_data(model: ir.Model, model_dir: Path) -> None:
                 )
             if not target.is_file():
                 raise OnnxShareError(f"initializer {value.name!r}: external data file {target} is missing")
+            if tensor.length is not None and tensor.length != tensor.nbytes:
+                raise OnnxShareError(
+                    f"initializer {value.name!r}: its data ({tensor.length} bytes) does not match its shape "
+                    f"{list(tensor.shape)} ({tensor.nbytes} bytes)"
+                )
             end = (tensor.offset or 0) + (tensor.length if tensor.length is not None else tensor.nbytes)
             if target.stat().st_size < end:
                 raise OnnxShareError(

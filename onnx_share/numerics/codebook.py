@@ -50,31 +50,39 @@ class Codebook:
         return Codebook(np.take_along_axis(rounded, order, axis=1), indices, self.axis, self.granularity,
                         self.group_size)
 
-    def measure(self, rows: np.ndarray) -> tuple[float, int]:
-        """‖W − Ŵ‖ / ‖W‖ against ``rows`` (W as laid out by :func:`channel_rows`) and Ŵ's count of exact
-        zeros, accumulated in float64 over blocks of about ``ERROR_BLOCK_ELEMENTS`` elements."""
+    def measure(self, values: np.ndarray) -> tuple[float, int]:
+        """‖W − Ŵ‖ / ‖W‖ against ``values`` (W in its layout) and Ŵ's count of exact zeros, accumulated in float64
+        over blocks of codebooks of about ``ERROR_BLOCK_ELEMENTS`` elements (no copy of the whole of W)."""
         error = reference = 0.0
         zeros = 0
-        width = rows.shape[1]
-        rows_per_block = max(1, ERROR_BLOCK_ELEMENTS // max(width, 1))
-        for g in range(0, rows.shape[0], rows_per_block):
-            table = self.centroids[g : g + rows_per_block]
-            for start in range(0, width, ERROR_BLOCK_ELEMENTS):
-                stop = start + ERROR_BLOCK_ELEMENTS
-                original = rows[g : g + rows_per_block, start:stop].astype(np.float64)
-                decoded = np.take_along_axis(table, self.indices[g : g + rows_per_block, start:stop], axis=1)
-                error += float(np.sum((original - decoded) ** 2))
-                reference += float(np.sum(original**2))
-                zeros += int(np.count_nonzero(decoded == 0))
+        for start, stop in row_blocks(self.indices.shape):
+            original = channel_rows(values, self.axis, self.group_size, start, stop).astype(np.float64)
+            decoded = np.take_along_axis(self.centroids[start:stop], self.indices[start:stop], axis=1)
+            error += float(np.sum((original - decoded) ** 2))
+            reference += float(np.sum(original**2))
+            zeros += int(np.count_nonzero(decoded == 0))
         return (float(np.sqrt(error / reference)) if reference > 0 else 0.0), zeros
 
 
-def channel_rows(values: np.ndarray, axis: int | None, group_size: int | None) -> np.ndarray:
-    """W as [G, M]: one row per codebook (a view of W per tensor; channel-first copy otherwise)."""
+def channel_rows(
+    values: np.ndarray, axis: int | None, group_size: int | None, start: int = 0, stop: int | None = None
+) -> np.ndarray:
+    """W as [G, M], one row per codebook, or rows ``[start, stop)`` of it (a view of W per tensor; a channel-first
+    copy of just those rows otherwise)."""
     if axis is None:
-        return values.reshape(1, -1)
-    channels = values.shape[axis]
-    return np.moveaxis(values, axis, 0).reshape(channels // (group_size or 1), -1)
+        return values.reshape(1, -1)[start:stop]
+    group = group_size or 1
+    moved = np.moveaxis(values, axis, 0)
+    stop = moved.shape[0] // group if stop is None else stop
+    return moved[start * group : stop * group].reshape(stop - start, -1)
+
+
+def row_blocks(shape: tuple[int, int]) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of whole rows of a [G, M] layout, about ``ERROR_BLOCK_ELEMENTS`` elements each
+    (one row at least)."""
+    rows, width = shape
+    step = max(1, ERROR_BLOCK_ELEMENTS // max(width, 1))
+    return [(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 
 def fit_codebook(
@@ -97,33 +105,42 @@ def fit_codebook(
     shape of ``values``) weighs each value's squared error.
     """
     granularity = "tensor" if axis is None else granularity
-    groups = None if granularity == "tensor" else channels_per_codebook(values.shape[axis], granularity, group_size)
-    rows = channel_rows(values, None if granularity == "tensor" else axis, groups)
-    weights = None if sample_weight is None else channel_rows(sample_weight, None if granularity == "tensor" else axis,
-                                                              groups)
-    pins = _pins_zero(rows, pin_zero)
+    axis = None if granularity == "tensor" else axis
+    groups = None if axis is None else channels_per_codebook(values.shape[axis], granularity, group_size)
+    count = 1 if axis is None else values.shape[axis] // (groups or 1)
+    centroids = np.empty((count, k), dtype=np.float64)
+    indices = np.empty((count, values.size // count), dtype=np.uint8)
+    for start, stop in row_blocks(indices.shape) if count > 1 else [(0, 1)]:  # W's rows copied a block at a time
+        rows = channel_rows(values, axis, groups, start, stop)
+        weights = None if sample_weight is None else channel_rows(sample_weight, axis, groups, start, stop)
+        _fit_rows(rows, k, weights, _pins_zero(rows, pin_zero), init, seed, centroids[start:stop],
+                  indices[start:stop])
+    centroids = centroids.astype(values.dtype).astype(np.float64)
+    return Codebook(centroids, indices, axis, granularity, groups)
+
+
+def _fit_rows(rows: np.ndarray, k: int, weights: np.ndarray | None, pins: np.ndarray, init: str, seed: int,
+              centroids: np.ndarray, indices: np.ndarray) -> None:
+    """Cluster each row into ``centroids`` (padded with the last) and ``indices``: all rows at once for the optimal
+    init (:func:`~onnx_share.numerics.kmeans.kmeans_rows`), row by row for the seeded ones."""
     if init == "optimal":
         fitted = kmeans_rows(rows, k, sample_weight=weights, pin_zero=pins)
-        centroids, indices = fitted.centroids, fitted.labels.astype(np.uint8, copy=False)
-    else:
-        centroids = np.empty((rows.shape[0], k), dtype=np.float64)
-        indices = np.empty(rows.shape, dtype=np.uint8)
-        for g, row in enumerate(rows):
-            result = kmeans_1d(row, k, init=init, seed=seed, pin_zero=bool(pins[g]),
-                               sample_weight=None if weights is None else weights[g])
-            centroids[g, : len(result.centroids)] = result.centroids
-            centroids[g, len(result.centroids) :] = result.centroids[-1]
-            indices[g] = result.labels
-    centroids = centroids.astype(values.dtype).astype(np.float64)
-    return Codebook(centroids, indices, None if granularity == "tensor" else axis, granularity, groups)
+        centroids[:], indices[:] = fitted.centroids, fitted.labels
+        return
+    for g, row in enumerate(rows):
+        result = kmeans_1d(row, k, init=init, seed=seed, pin_zero=bool(pins[g]),
+                           sample_weight=None if weights is None else weights[g])
+        centroids[g, : len(result.centroids)] = result.centroids
+        centroids[g, len(result.centroids) :] = result.centroids[-1]
+        indices[g] = result.labels
 
 
 def with_values(codebook: Codebook, values: np.ndarray) -> Codebook:
     """``codebook``'s centroids indexing ``values`` (W's layout, each value one of its codebook's centroids)."""
-    rows = channel_rows(values, codebook.axis, codebook.group_size)
-    indices = np.empty(rows.shape, np.uint8)
-    for g, row in enumerate(rows):
-        indices[g] = np.searchsorted(codebook.centroids[g], row)
+    indices = np.empty(codebook.indices.shape, np.uint8)
+    for start, stop in row_blocks(indices.shape):
+        for g, row in enumerate(channel_rows(values, codebook.axis, codebook.group_size, start, stop), start):
+            indices[g] = np.searchsorted(codebook.centroids[g], row)
     return Codebook(codebook.centroids, indices, codebook.axis, codebook.granularity, codebook.group_size)
 
 

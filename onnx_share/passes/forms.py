@@ -36,7 +36,6 @@ from onnx_share.ir.surgery import NameScope
 from onnx_share.ir.weights import RECURRENT_OPS, WeightTensor
 from onnx_share.numerics.codebook import (
     Codebook,
-    channel_rows,
     channels_per_codebook,
     codebook_ids,
     fit_codebook,
@@ -265,7 +264,7 @@ class CandidateTable:
                                             view.to_view(codebook_ids(encoding, values.shape)), assignment,
                                             encoding.centroids)
                 encoding = encoding.with_centroids(centroids, values.dtype)
-            error, zeros = encoding.measure(channel_rows(reference, encoding.axis, encoding.group_size))
+            error, zeros = encoding.measure(reference)
         else:
             encoding = quantize_uniform(
                 values, form.bits, symmetric=form.symmetric, axis=form.axis, block_size=form.group_size,

@@ -137,10 +137,7 @@ def kmeans_rows(
     w = None if sample_weight is None else np.ascontiguousarray(sample_weight, dtype=np.float64).reshape(rows.shape)
     pins = np.broadcast_to(np.asarray(pin_zero, dtype=bool), rows.shape[:1])
     fast = ~pins if rows.shape[1] <= SORTED_MAX_N else np.zeros(rows.shape[0], dtype=bool)
-    valid = bool(np.all(np.isfinite(x))) and (
-        w is None or (bool(np.all(np.isfinite(w))) and bool(np.all(w >= 0)) and bool(np.all(w.sum(axis=1) > 0)))
-    )
-    if not valid:
+    if fast.any() and not _valid(x, w):
         fast[:] = False
     centroids = np.empty((rows.shape[0], k))
     labels = np.empty(rows.shape, dtype=np.uint8 if k <= 256 else np.int32)
@@ -155,6 +152,13 @@ def kmeans_rows(
         centroids[g, result.centroids.size :] = result.centroids[-1]
         labels[g], sse[g] = result.labels, result.sse
     return RowsResult(centroids, labels, sse)
+
+
+def _valid(x: np.ndarray, w: np.ndarray | None) -> bool:
+    """Finite values, and finite non-negative weights with a positive sum in every row."""
+    finite = bool(np.isfinite(x).all())
+    return finite and (w is None or (bool(np.isfinite(w).all()) and bool((w >= 0).all())
+                                     and bool((w.sum(axis=1) > 0).all())))
 
 
 def kmeans_1d_exact(values: np.ndarray, k: int, sample_weight: np.ndarray | None = None) -> KMeansResult:
