@@ -9,6 +9,8 @@ are refused.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import tempfile
 from pathlib import Path
@@ -186,8 +188,14 @@ def _check_external_data(model: ir.Model, model_dir: Path) -> None:
 def release(tensor: ir.TensorProtocol | None) -> None:
     """Let go of the memory map of an external-data tensor (read again from the file if asked for later), so
     the pages of a tensor read once do not stay resident; nothing for other tensors."""
-    if isinstance(tensor, ir.ExternalTensor):
+    if not isinstance(tensor, ir.ExternalTensor):
+        return
+    try:
         tensor.release()
+    except BufferError:  # a view of its pages is still referenced: by a reference cycle (numba's first compile
+        gc.collect()  # leaves some), or for real, and then the map stays until the view goes
+        with contextlib.suppress(BufferError):
+            tensor.release()
 
 
 def check_loadable(model: ir.Model) -> None:

@@ -204,3 +204,25 @@ def test_one_file_over_two_gigabytes_is_refused(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(onnx_share.api, "PROTOBUF_LIMIT_BYTES", 1000)
     with pytest.raises(OnnxShareError, match="cannot be one file"):
         result.save(tmp_path / "out.onnx", external_data=False)
+
+
+def test_release_waits_for_views_held_by_cycles(tmp_path: Path) -> None:
+    """A view of an external tensor's pages kept alive only by a reference cycle does not stop the release; a
+    view still in use keeps the map (no error) and the tensor stays readable."""
+    import onnx_ir as ir
+
+    from onnx_share.io.load import release
+
+    data = np.arange(4096, dtype=np.float32)
+    (tmp_path / "w.bin").write_bytes(data.tobytes())
+    tensor = ir.ExternalTensor("w.bin", 0, data.nbytes, ir.DataType.FLOAT, shape=ir.Shape([4096]), name="w",
+                               base_dir=tmp_path)
+    cycle: list[object] = [tensor.numpy()[:10]]
+    cycle.append(cycle)
+    del cycle
+    release(tensor)
+    assert tensor.raw is None
+    view = tensor.numpy()
+    release(tensor)
+    np.testing.assert_array_equal(view, data)
+    np.testing.assert_array_equal(tensor.numpy(), data)
