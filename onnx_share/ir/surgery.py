@@ -61,6 +61,9 @@ def constant(names: NameScope, base: str, array: np.ndarray) -> ir.Value:
     """A new constant value (to be registered as an initializer) named after ``base``."""
     name = names.fresh(base)
     tensor = ir.tensor(array, name=name)
+    if tensor.dtype.bitwidth < 8:  # held packed, as stored (numpy keeps a byte per 4- or 2-bit value)
+        tensor = ir.PackedTensor(np.frombuffer(tensor.tobytes(), np.uint8), tensor.dtype, shape=tensor.shape,
+                                 name=name)
     return ir.Value(name=name, type=ir.TensorType(tensor.dtype), shape=tensor.shape, const_value=tensor)
 
 

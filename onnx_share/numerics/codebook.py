@@ -12,12 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from onnx_share.numerics.kmeans import kmeans_1d, kmeans_rows
+from onnx_share.numerics.metrics import BLOCK_ELEMENTS
 
 # Exact zeros get a centroid of their own when at least this fraction of a codebook's weights is zero.
 PIN_ZERO_FRACTION = 0.1
-
-# Elements per block when measuring the error, so no float64 copy of a whole large tensor is made.
-ERROR_BLOCK_ELEMENTS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class Codebook:
 
     def measure(self, values: np.ndarray) -> tuple[float, int]:
         """‖W − Ŵ‖ / ‖W‖ against ``values`` (W in its layout) and Ŵ's count of exact zeros, accumulated in float64
-        over blocks of codebooks of about ``ERROR_BLOCK_ELEMENTS`` elements (no copy of the whole of W)."""
+        over blocks of codebooks of about ``BLOCK_ELEMENTS`` elements (no copy of the whole of W)."""
         error = reference = 0.0
         zeros = 0
         for start, stop in row_blocks(self.indices.shape):
@@ -78,10 +76,10 @@ def channel_rows(
 
 
 def row_blocks(shape: tuple[int, int]) -> list[tuple[int, int]]:
-    """``[start, stop)`` ranges of whole rows of a [G, M] layout, about ``ERROR_BLOCK_ELEMENTS`` elements each
+    """``[start, stop)`` ranges of whole rows of a [G, M] layout, about ``BLOCK_ELEMENTS`` elements each
     (one row at least)."""
     rows, width = shape
-    step = max(1, ERROR_BLOCK_ELEMENTS // max(width, 1))
+    step = max(1, BLOCK_ELEMENTS // max(width, 1))
     return [(start, min(start + step, rows)) for start in range(0, rows, step)]
 
 

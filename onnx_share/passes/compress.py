@@ -140,8 +140,6 @@ class CompressPass(WeightPass):
         fitted = table.fit(form)
         nodes, initializers = table.graph(form, names)
         bytes_before = int(weight.tensor.nbytes)
-        # Codebooks report how much sparsity survived: the zeros of the weight as it was (read before the rewrite).
-        zeros_before = np.count_nonzero(weight.numpy() == 0) if fitted.zeros is not None else 0
         if form.decode == "gather-block":
             replace_readers(weight, list(zip(gather_readers(weight), nodes, strict=True)), initializers)
             model.opset_imports.setdefault(CONTRIB_DOMAIN, 1)
@@ -155,9 +153,9 @@ class CompressPass(WeightPass):
             notes.append(f"auto granularity: {form.label}")
         if weight.dtype == ir.DataType.BFLOAT16 and form.decode == "dequantize":
             notes.append("float32 scales and a Cast to bfloat16: onnxruntime has no bfloat16 DequantizeLinear kernel")
-        if zeros_before:
+        if fitted.zeros_before:  # codebooks report how much sparsity survived
             size = int(np.prod(weight.shape, dtype=np.int64))
-            notes.append(f"sparsity {zeros_before / size:.1%} -> {fitted.zeros / size:.1%}")
+            notes.append(f"sparsity {fitted.zeros_before / size:.1%} -> {fitted.zeros / size:.1%}")
         if data_free is not None:
             notes.append(f"data-free: {data_free}")
         calibrated = [*fitted.methods, *filter(None, [self._correct_bias(weight, fitted, names)])]

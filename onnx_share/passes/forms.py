@@ -42,7 +42,7 @@ from onnx_share.numerics.codebook import (
     with_values,
 )
 from onnx_share.numerics.gptq import CodebookRounder, GridRounder, gptq_round, refit_centroids
-from onnx_share.numerics.metrics import relative_error
+from onnx_share.numerics.metrics import count_zeros, relative_error
 from onnx_share.numerics.packing import IndexStorage, index_storage, storage_opsets
 from onnx_share.numerics.uniform import UniformGrid, integer_range, quantize_uniform
 from onnx_share.passes.base import stored_bytes
@@ -106,13 +106,14 @@ class Form:
 @dataclass(frozen=True)
 class Fitted:
     """A form fitted to the weight: its encoding, ‖W − Ŵ‖ / ‖W‖ against the weight as loaded, and the decoded
-    weight's count of exact zeros (codebooks; None for grids). With calibration statistics: ‖X(W − Ŵ)‖ / ‖XW‖ on
-    the held-out samples (``activation_error``), E[x]·(W − Ŵ) per output channel (``bias_shift``), and what the
-    data changed (``methods``)."""
+    weight's count of exact zeros (codebooks; None for grids) and the fitted values' (``zeros_before``). With
+    calibration statistics: ‖X(W − Ŵ)‖ / ‖XW‖ on the held-out samples (``activation_error``), E[x]·(W − Ŵ) per
+    output channel (``bias_shift``), and what the data changed (``methods``)."""
 
     encoding: Codebook | UniformGrid
     relative_error: float
     zeros: int | None
+    zeros_before: int = 0
     activation_error: float | None = None
     bias_shift: np.ndarray | None = None
     methods: tuple[str, ...] = ()
@@ -190,6 +191,8 @@ class CandidateTable:
                 nodes[-1].outputs[0].name = self.weight.name  # as replace_weight names it
                 self._costs[form] = stored_bytes(nodes, initializers)
             self._data[form] = sum(int(v.const_value.nbytes) for v in initializers if v.const_value is not None)
+            for value in initializers:  # nodes and values refer to each other: free the data now, not at the next gc
+                value.const_value = None
         return self._costs[form]
 
     def data_cost(self, form: Form) -> int:
@@ -265,6 +268,7 @@ class CandidateTable:
                                             encoding.centroids)
                 encoding = encoding.with_centroids(centroids, values.dtype)
             error, zeros = encoding.measure(reference)
+            zeros_before = count_zeros(values)
         else:
             encoding = quantize_uniform(
                 values, form.bits, symmetric=form.symmetric, axis=form.axis, block_size=form.group_size,
@@ -276,14 +280,14 @@ class CandidateTable:
                 rounded = gptq_round(statistics.view.to_view(values), statistics.gptq_plan(),
                                      GridRounder(scale, zero_point, qmin, qmax))
                 encoding = encoding.with_values(statistics.view.from_view(rounded, values.shape))
-            error, zeros = relative_error(reference, _decoded(encoding, values)), None
+            error, zeros, zeros_before = relative_error(reference, _decoded(encoding, values)), None, 0
         if statistics is None:
-            return Fitted(encoding, error, zeros)
+            return Fitted(encoding, error, zeros, zeros_before)
         decoded = _decoded(encoding, values)
         refit = form.scheme == "codebook" and spec.refit and statistics.hessian is not None
         methods = (("activation-weighted",) * (weights is not None) + ("GPTQ rounding",) * (hessian is not None)
                    + ("centroids refit",) * refit)
-        return Fitted(encoding, error, zeros, statistics.activation_error(reference, decoded),
+        return Fitted(encoding, error, zeros, zeros_before, statistics.activation_error(reference, decoded),
                       statistics.bias_shift(reference, decoded) if self._corrects_bias() else None, methods)
 
     def _weighs(self) -> bool:
