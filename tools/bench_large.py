@@ -77,7 +77,13 @@ threading.Thread(target=sample, daemon=True).start()
 
 IMPORT_CHILD = SAMPLER + IMPORTS + """
 time.sleep(0.05)
-print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, **status()}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# numba's runtime (LLVM, its code pages) starts with the first compiled kernel a process loads: a fixed cost too
+import numpy as np
+from onnx_share.numerics.kmeans import dp
+dp.prefix_sums(np.ones(2), np.ones(2), np.ones(2))
+time.sleep(0.05)
+print(json.dumps({"peak_kb": peak, "with_numba_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, **status()}))
 """
 
 RUN_CHILD = SAMPLER + """
@@ -278,23 +284,25 @@ def mb(kb: float) -> str:
     return f"{kb / 1024:.0f}"
 
 
-def print_runs(rows: list[dict[str, Any]], import_kb: float) -> None:
-    print("| model GB | tensors | validate | jobs | wall s | compress s | compress speed-up | peak RSS MB | "
-          "peak - import MB | / model | peak anon MB | peak file MB | output MB | sha256 | same output |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+def print_runs(rows: list[dict[str, Any]], imported: dict[str, Any]) -> None:
+    print("| model | GB | tensors | validate | jobs | wall s | compress s | compress speed-up | peak RSS MB | "
+          "peak - import MB | / model | peak - import - numba MB | / model | peak anon MB | peak file MB | "
+          "output MB | sha256 | same output |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        above = r["peak_kb"] - import_kb
+        above = r["peak_kb"] - imported["peak_kb"]
+        above_numba = r["peak_kb"] - imported["with_numba_kb"]
         print(
-            f"| {r['model_bytes'] / GB:.2f} | {r['tensors']} | {'yes' if r['validate'] else 'no'} | {r['jobs']} | "
-            f"{r['seconds']:.0f} | {r['compress_seconds']:.1f} | {r['compress_speedup']:.2f}x | {mb(r['peak_kb'])} | "
-            f"{mb(above)} | {above * 1024 / r['model_bytes']:.2f} | "
-            f"{mb(r['peak_anon_kb'])} | {mb(r['peak_file_kb'])} | {r['output_bytes'] / MB:.0f} | "
-            f"{r['sha256'][:12]} | {r['same_output']} |"
+            f"| {r['model']} | {r['model_bytes'] / GB:.2f} | {r['tensors']} | {'yes' if r['validate'] else 'no'} | "
+            f"{r['jobs']} | {r['seconds']:.0f} | {r['compress_seconds']:.1f} | {r['compress_speedup']:.2f}x | "
+            f"{mb(r['peak_kb'])} | {mb(above)} | {above * 1024 / r['model_bytes']:.2f} | {mb(above_numba)} | "
+            f"{above_numba * 1024 / r['model_bytes']:.2f} | {mb(r['peak_anon_kb'])} | {mb(r['peak_file_kb'])} | "
+            f"{r['output_bytes'] / MB:.0f} | {r['sha256'][:12]} | {r['same_output']} |"
         )
 
 
-def print_profile(size_gb: float, jobs: int, p: dict[str, Any]) -> None:
-    print(f"\nRSS by phase, {size_gb} GB model, --jobs {jobs}, no validation (MB; peak: exact VmHWM while the phase "
+def print_profile(label: str, jobs: int, p: dict[str, Any]) -> None:
+    print(f"\nRSS by phase, {label}, --jobs {jobs}, no validation (MB; peak: exact VmHWM while the phase "
           "was open; anon: sampled RssAnon; file: RssFile, clean pages of the mapped weights)\n")
     print("| phase | start s | seconds | peak RSS | peak anon | anon at end | file at end | anon change |")
     print("|---|---|---|---|---|---|---|---|")
@@ -323,7 +331,9 @@ def print_profile(size_gb: float, jobs: int, p: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", type=float, default=[2.2], help="model sizes in GB (10^9 bytes)")
+    parser.add_argument("--sizes", nargs="*", type=float, default=[2.2], help="model sizes in GB (10^9 bytes)")
+    parser.add_argument("--models", nargs="*", type=Path, default=[], help="existing models to run as well "
+                        "(before the generated ones; never modified or deleted)")
     parser.add_argument("--jobs", nargs="+", type=int, default=[1, 2], help="--jobs of each no-validation run")
     parser.add_argument("--runs", action=argparse.BooleanOptionalAction, default=True,
                         help="the timed CLI runs (--no-runs: only generate and --profile)")
@@ -343,38 +353,44 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     profiles: list[dict[str, Any]] = []
     folder = Path(tempfile.mkdtemp(prefix="bench_large.", dir=args.tmp))
+
+    def measure(model: Path, label: str, info: dict[str, Any]) -> None:
+        """Every configured run on ``model`` (outputs deleted unless --keep), and the profile if asked."""
+        configs = [(jobs, False) for jobs in args.jobs] + ([(args.jobs[0], True)] if args.validate else [])
+        first: dict[str, Any] | None = None
+        for jobs, validate in configs if args.runs else []:
+            # One folder per run, the same file name in each: an external-data output names its data file.
+            out = folder / f"{label}.j{jobs}{'.v' if validate else ''}" / f"{label}.out.onnx"
+            out.parent.mkdir()
+            m = run_optimize(model, out, jobs, validate)
+            first = first or m
+            row = {"model": label, "model_bytes": info["bytes"], "tensors": info["tensors"], "jobs": jobs,
+                   "validate": validate, **m, "import_kb": import_kb,
+                   "compress_speedup": first["compress_seconds"] / m["compress_seconds"],
+                   "same_output": "yes" if m["sha256"] == first["sha256"] else "NO"}
+            rows.append(row)
+            print(f"  {label} jobs {jobs} validate {validate}: {m['seconds']:.0f} s, peak {mb(m['peak_kb'])} MB",
+                  file=sys.stderr)
+            if not args.keep:
+                shutil.rmtree(out.parent)
+        if args.profile:
+            out = folder / f"{label}.profile" / f"{label}.out.onnx"
+            out.parent.mkdir()
+            p = profile(model, out, args.jobs[0], args.tracemalloc)
+            profiles.append({"model": label, "jobs": args.jobs[0], **p})
+            if not args.keep:
+                shutil.rmtree(out.parent)
+
     try:
+        for path in args.models:
+            measure(path, path.stem, {"bytes": sum(p.stat().st_size for p in files_of(path)),
+                                      "tensors": len(onnx.load(path, load_external_data=False).graph.initializer)})
         for size in args.sizes:
             model = folder / f"chain_{size:g}gb.onnx"
             info = generate(model, size, args.dim, args.seed, args.opset)
             print(f"generated {model} ({info['tensors']} x [{args.dim}, {args.dim}], {info['bytes'] / GB:.2f} GB)",
                   file=sys.stderr)
-            configs = [(jobs, False) for jobs in args.jobs] + ([(args.jobs[0], True)] if args.validate else [])
-            configs = configs if args.runs else []
-            first: dict[str, Any] | None = None
-            for jobs, validate in configs:
-                # One folder per run, the same file name in each: an external-data output names its data file.
-                out = folder / f"j{jobs}{'.v' if validate else ''}" / f"chain_{size:g}gb.out.onnx"
-                out.parent.mkdir(exist_ok=True)
-                m = run_optimize(model, out, jobs, validate)
-                first = first or m
-                row = {"size_gb": size, "model_bytes": info["bytes"], "tensors": info["tensors"], "jobs": jobs,
-                       "validate": validate, **m, "import_kb": import_kb,
-                       "compress_speedup": first["compress_seconds"] / m["compress_seconds"],
-                       "same_output": "yes" if m["sha256"] == first["sha256"] else "NO"}
-                rows.append(row)
-                print(f"  jobs {jobs} validate {validate}: {m['seconds']:.0f} s, peak {mb(m['peak_kb'])} MB",
-                      file=sys.stderr)
-                if not args.keep:
-                    for path in files_of(out):
-                        path.unlink()
-            if args.profile:
-                out = folder / f"chain_{size:g}gb.profile.out.onnx"
-                p = profile(model, out, args.jobs[0], args.tracemalloc)
-                profiles.append({"size_gb": size, "jobs": args.jobs[0], **p})
-                if not args.keep:
-                    for path in files_of(out):
-                        path.unlink()
+            measure(model, f"chain_{size:g}gb", info)
             if not args.keep:
                 for path in files_of(model):
                     path.unlink()
@@ -384,11 +400,12 @@ def main() -> None:
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"Import cost (peak RSS of a process importing the heavy modules): {mb(import_kb)} MB\n")
+    print(f"Import cost (peak RSS of a process importing the heavy modules): {mb(import_kb)} MB; with numba's "
+          f"runtime started by one cached kernel: {mb(imported['with_numba_kb'])} MB\n")
     if rows:
-        print_runs(rows, import_kb)
+        print_runs(rows, imported)
     for p in profiles:
-        print_profile(p["size_gb"], p["jobs"], p)
+        print_profile(p["model"], p["jobs"], p)
     if args.json:
         payload = {"import": imported, "runs": rows, "profiles": profiles, "cpus": os.cpu_count()}
         args.json.write_text(json.dumps(payload, indent=1) + "\n")
