@@ -269,3 +269,31 @@ def test_stats_of_strings_and_non_tensors() -> None:
     assert same.passed and same.exact and not other.passed and other.cosine_similarity == 0.0
     row = layer_stats(0, "seq", "SequenceConstruct", "n", [[np.zeros(2)]], [[np.zeros(2)]], config)
     assert row.skipped == "not a tensor (sequence, map or optional)" and row.passed is None
+
+
+def test_unfolded_codebook_decode_agrees_with_the_folded_outputs(digits_3bit: Path) -> None:
+    """A big model's rewrite is validated without constant folding (each decode when its weight is used): its
+    outputs agree within float rounding with a default session's, which folds every codebook into a float weight."""
+    from onnx_share.check.runners import onnxrt_session
+
+    feed = {"input": np.load(DIGITS_INPUTS)["input"][:4]}
+    folded = onnxrt_session(str(digits_3bit))().run(None, feed)[0]
+    unfolded = onnxrt_session(str(digits_3bit), fold_constants=False)().run(None, feed)[0]
+    np.testing.assert_allclose(unfolded, folded, rtol=1e-5, atol=1e-5 * float(np.abs(folded).max()))
+
+
+def test_validation_folds_only_models_up_to_the_limit(digits_3bit: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx_share.check.validation as validation
+
+    seen: list[bool] = []
+    real = validation.onnxrt_runner
+    monkeypatch.setattr(validation, "onnxrt_runner",
+                        lambda model, name, extra=(), **kw: seen.append(kw.get("fold_constants", True))
+                        or real(model, name, extra, **kw))
+    config = ValidationConfig(inputs=(str(DIGITS_INPUTS),))
+    small = compare(DIGITS, digits_3bit, config).validation
+    monkeypatch.setattr(validation, "FOLD_MAX_MODEL_BYTES", 0)
+    big = compare(DIGITS, digits_3bit, config).validation
+    assert seen == [True, True, True, False]  # the original always folds; the rewrite only below the limit
+    assert [o.max_abs_error for o in big.outputs] == pytest.approx([o.max_abs_error for o in small.outputs],
+                                                                   rel=1e-3)
