@@ -226,3 +226,14 @@ def test_release_waits_for_views_held_by_cycles(tmp_path: Path) -> None:
     release(tensor)
     np.testing.assert_array_equal(view, data)
     np.testing.assert_array_equal(tensor.numpy(), data)
+
+
+def test_streamed_output_is_byte_identical_for_any_number_of_jobs(tmp_path: Path) -> None:
+    path = _external_chain(tmp_path / "model")
+    digests = set()
+    for jobs in (1, 2, 3):
+        (tmp_path / str(jobs)).mkdir()
+        out = onnx_share.optimize(path, {"default": {"bits": 3}, "validation": {"enabled": False}, "jobs": jobs}
+                                  ).save(tmp_path / str(jobs) / "out.onnx")
+        digests.add((_digest(out), _digest(out.with_name("out.onnx.data"))))
+    assert len(digests) == 1
