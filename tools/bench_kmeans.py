@@ -17,7 +17,9 @@ With ``--accuracy`` it measures accuracy only, over several tensor kinds (``--te
 
 With ``--minilm PATH`` it times ``kmeans_1d`` on the weights of an ONNX model (float initializers of at
 least ``--min-elements`` values, the optimizer's default selection) against one ``np.sort`` of each:
-per tensor and in total, the median of ``--repeats`` alternating runs of both, and their ratio.
+per tensor and in total, the median of ``--repeats`` alternating runs of both, and their ratio. With ``--rows`` as
+well, one codebook per row of each 2-D weight: ``kmeans_rows`` (all rows in one kernel) against ``kmeans_1d`` row
+by row (the same results, checked) and a row-wise ``np.sort``.
 
     python tools/bench_kmeans.py                      # markdown table on stdout (~15-25 minutes)
     python tools/bench_kmeans.py --sizes 1e7 --sklearn none --no-exact   # timings only (seconds)
@@ -37,7 +39,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from onnx_share.numerics.kmeans import SORTED_MAX_N, STRATEGIES, kmeans_1d, kmeans_1d_exact, optimal_sse
+from onnx_share.numerics.kmeans import (
+    SORTED_MAX_N,
+    STRATEGIES,
+    kmeans_1d,
+    kmeans_1d_exact,
+    kmeans_rows,
+    optimal_sse,
+)
 
 # (n, k) pairs on which scikit-learn runs with --sklearn=default: 1e5 all k, 1e6 only k=256 (minutes).
 SKLEARN_DEFAULT = {(100_000, 16), (100_000, 256), (1_000_000, 256)}
@@ -134,12 +143,17 @@ def main() -> None:
                         help="time kmeans_1d against np.sort on the weights of this ONNX model (no accuracy)")
     parser.add_argument("--min-elements", type=int, default=4096,
                         help="--minilm: the smallest initializer timed (default 4096, the optimizer's own)")
+    parser.add_argument("--rows", action="store_true",
+                        help="--minilm: one codebook per row (the rows of each 2-D weight, as a per-channel codebook "
+                        "clusters a [out, in] layout): kmeans_rows against kmeans_1d row by row and a row-wise sort")
     args = parser.parse_args()
     ks = sorted(set(args.ks))
     warm_up(ks)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f} at start; numpy {np.__version__}\n")
-    if args.minilm:
+    if args.minilm and args.rows:
+        rows_table(args, ks)
+    elif args.minilm:
         model_table(args, ks)
     elif args.accuracy:
         accuracy_table(args, ks)
@@ -203,6 +217,30 @@ def model_table(args: argparse.Namespace, ks: list[int]) -> None:
         cells = " | ".join(f"{t * 1e3:.1f} ms | {t / times[0]:.1f}x" for t in times[1:])
         print(f"| {name} | {'x'.join(map(str, a.shape))} | {times[0] * 1e3:.1f} ms | {cells} |", flush=True)
     cells = " | ".join(f"{t * 1e3:.0f} ms | {t / total[0]:.2f}x" for t in total[1:])
+    print(f"| **total** ({len(weights)}) | | {total[0] * 1e3:.0f} ms | {cells} |")
+
+
+def rows_table(args: argparse.Namespace, ks: list[int]) -> None:
+    """Per 2-D weight of the model, a codebook per row: ``np.sort`` of each row, ``kmeans_rows`` and ``kmeans_1d``
+    row by row per k (median of alternating runs), and that every row's result is the same."""
+    weights = [(name, a) for name, a in model_weights(args.minilm, args.min_elements) if a.ndim == 2]
+    print(f"{args.minilm}: {len(weights)} 2-D float initializers, one codebook per row; median of {args.repeats} "
+          "alternating runs\n")
+    print("| tensor | rows x values | np.sort rows | " + " | ".join(f"k={k} kmeans_rows | row by row" for k in ks)
+          + " |")
+    print("|---|---|---:|" + "---:|---:|" * len(ks))
+    total = np.zeros(1 + 2 * len(ks))
+    for name, a in weights:
+        fns: list[Callable[[], object]] = [lambda a=a: np.sort(a, axis=1)]
+        for k in ks:
+            batched, single = kmeans_rows(a, k), [kmeans_1d(row, k) for row in a]
+            assert all(np.array_equal(batched.labels[g], r.labels) for g, r in enumerate(single)), name
+            fns += [lambda a=a, k=k: kmeans_rows(a, k), lambda a=a, k=k: [kmeans_1d(row, k) for row in a]]
+        times = np.array(alternating_medians(fns, args.repeats))
+        total += times
+        cells = " | ".join(f"{t * 1e3:.1f} ms" for t in times[1:])
+        print(f"| {name} | {a.shape[0]} x {a.shape[1]} | {times[0] * 1e3:.1f} ms | {cells} |", flush=True)
+    cells = " | ".join(f"{t * 1e3:.0f} ms ({t / total[0]:.1f}x)" for t in total[1:])
     print(f"| **total** ({len(weights)}) | | {total[0] * 1e3:.0f} ms | {cells} |")
 
 
