@@ -206,18 +206,13 @@ def model_table(args: argparse.Namespace, ks: list[int]) -> None:
           f"{sum(a.size for _, a in weights):,} values; median of {args.repeats} alternating runs\n")
     print("| tensor | shape | np.sort | " + " | ".join(f"k={k} | ratio" for k in ks) + " |")
     print("|---|---|---:|" + "---:|---:|" * len(ks))
-    total = np.zeros(1 + len(ks))
-    for name, a in weights:
+
+    def timed_fns(a: np.ndarray) -> list[Callable[[], object]]:
         for k in ks:
             kmeans_1d(a, k, strategy=args.strategy)  # any first-call cost stays out of the timing
-        fns = [lambda a=a: np.sort(a, axis=None)]
-        fns += [lambda a=a, k=k: kmeans_1d(a, k, strategy=args.strategy) for k in ks]
-        times = np.array(alternating_medians(fns, args.repeats))
-        total += times
-        cells = " | ".join(f"{t * 1e3:.1f} ms | {t / times[0]:.1f}x" for t in times[1:])
-        print(f"| {name} | {'x'.join(map(str, a.shape))} | {times[0] * 1e3:.1f} ms | {cells} |", flush=True)
-    cells = " | ".join(f"{t * 1e3:.0f} ms | {t / total[0]:.2f}x" for t in total[1:])
-    print(f"| **total** ({len(weights)}) | | {total[0] * 1e3:.0f} ms | {cells} |")
+        return [lambda: np.sort(a, axis=None)] + [lambda k=k: kmeans_1d(a, k, strategy=args.strategy) for k in ks]
+
+    timing_rows(weights, timed_fns, args.repeats, "x".join)
 
 
 def rows_table(args: argparse.Namespace, ks: list[int]) -> None:
@@ -226,21 +221,33 @@ def rows_table(args: argparse.Namespace, ks: list[int]) -> None:
     weights = [(name, a) for name, a in model_weights(args.minilm, args.min_elements) if a.ndim == 2]
     print(f"{args.minilm}: {len(weights)} 2-D float initializers, one codebook per row; median of {args.repeats} "
           "alternating runs\n")
-    print("| tensor | rows x values | np.sort rows | " + " | ".join(f"k={k} kmeans_rows | row by row" for k in ks)
-          + " |")
-    print("|---|---|---:|" + "---:|---:|" * len(ks))
-    total = np.zeros(1 + 2 * len(ks))
-    for name, a in weights:
-        fns: list[Callable[[], object]] = [lambda a=a: np.sort(a, axis=1)]
+    print("| tensor | rows x values | np.sort rows | "
+          + " | ".join(f"k={k} kmeans_rows | ratio | row by row | ratio" for k in ks) + " |")
+    print("|---|---|---:|" + "---:|---:|---:|---:|" * len(ks))
+
+    def timed_fns(a: np.ndarray) -> list[Callable[[], object]]:
+        fns: list[Callable[[], object]] = [lambda: np.sort(a, axis=1)]
         for k in ks:
             batched, single = kmeans_rows(a, k), [kmeans_1d(row, k) for row in a]
-            assert all(np.array_equal(batched.labels[g], r.labels) for g, r in enumerate(single)), name
-            fns += [lambda a=a, k=k: kmeans_rows(a, k), lambda a=a, k=k: [kmeans_1d(row, k) for row in a]]
-        times = np.array(alternating_medians(fns, args.repeats))
-        total += times
-        cells = " | ".join(f"{t * 1e3:.1f} ms" for t in times[1:])
-        print(f"| {name} | {a.shape[0]} x {a.shape[1]} | {times[0] * 1e3:.1f} ms | {cells} |", flush=True)
-    cells = " | ".join(f"{t * 1e3:.0f} ms ({t / total[0]:.1f}x)" for t in total[1:])
+            assert all(np.array_equal(batched.labels[g], r.labels) for g, r in enumerate(single))
+            fns += [lambda k=k: kmeans_rows(a, k), lambda k=k: [kmeans_1d(row, k) for row in a]]
+        return fns
+
+    timing_rows(weights, timed_fns, args.repeats, " x ".join)
+
+
+def timing_rows(weights: list[tuple[str, np.ndarray]], timed_fns: Callable[[np.ndarray], list[Callable[[], object]]],
+                repeats: int, shape_text: Callable[[list[str]], str]) -> None:
+    """One table row per weight (the median time of each of its functions, the first the reference, and each
+    other's ratio to it), then the totals."""
+    total: np.ndarray | None = None
+    for name, a in weights:
+        times = np.array(alternating_medians(timed_fns(a), repeats))
+        total = times if total is None else total + times
+        cells = " | ".join(f"{t * 1e3:.1f} ms | {t / times[0]:.1f}x" for t in times[1:])
+        print(f"| {name} | {shape_text([str(d) for d in a.shape])} | {times[0] * 1e3:.1f} ms | {cells} |", flush=True)
+    assert total is not None
+    cells = " | ".join(f"{t * 1e3:.0f} ms | {t / total[0]:.2f}x" for t in total[1:])
     print(f"| **total** ({len(weights)}) | | {total[0] * 1e3:.0f} ms | {cells} |")
 
 

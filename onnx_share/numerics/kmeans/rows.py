@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-from onnx_share.numerics.kmeans import dp, refine
+from onnx_share.numerics.kmeans import dp, prepare, refine
 
 
 def cluster_rows(x: np.ndarray, w: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -45,7 +45,7 @@ def _cluster_rows(x, w, weighted, k, cent_out, labels_out, sse_out):  # pragma: 
 @njit(cache=True, nogil=True)
 def _cluster_row(x, w, weighted, k, cent_out, labels_out, sse_out):  # pragma: no cover - numba
     """``prepare.prepare`` + ``sorted_values.cluster_sorted`` (optimal init) + ``finish`` for one row."""
-    lo, hi, mean = _stats(x, w, weighted)
+    lo, hi, _, mean, _, _ = prepare._scan_stats(x, w, weighted)  # the caller checked the values and weights
     center = min(max(mean, lo), hi)
     spread = max(hi - center, center - lo)
     scale = 1.0 if spread == 0.0 else math.ldexp(1.0, -math.frexp(spread)[1])
@@ -71,27 +71,6 @@ def _segment_means(pw, ps, cuts):  # pragma: no cover - numba
         w = pw[cuts[m + 1]] - pw[cuts[m]]
         out[m] = ((ps[cuts[m + 1]] - ps[cuts[m]]) if w > 0 else 0.0) / (w if w > 0 else 1.0)
     return out
-
-
-@njit(cache=True, nogil=True)
-def _stats(x, w, weighted):  # pragma: no cover - numba
-    """min, max and weighted mean, summed in ``prepare._scan_stats``'s order."""
-    lo = np.inf
-    hi = -np.inf
-    sw = 0.0
-    swx = 0.0
-    for i in range(x.size):
-        v = np.float64(x[i])
-        lo = min(lo, v)
-        hi = max(hi, v)
-        if weighted:
-            sw += w[i]
-            swx += w[i] * v
-        else:
-            swx += v
-    if not weighted:
-        sw = float(x.size)
-    return lo, hi, swx / sw if sw > 0 else 0.0
 
 
 @njit(cache=True, nogil=True)
