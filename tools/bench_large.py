@@ -334,7 +334,8 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="*", type=float, default=[2.2], help="model sizes in GB (10^9 bytes)")
     parser.add_argument("--models", nargs="*", type=Path, default=[], help="existing models to run as well "
                         "(before the generated ones; never modified or deleted)")
-    parser.add_argument("--jobs", nargs="+", type=int, default=[1, 2], help="--jobs of each no-validation run")
+    parser.add_argument("--jobs", nargs="+", type=int, default=[1, 2],
+                        help="--jobs of each no-validation run, in order (repeat them to interleave: 1 2 1 2)")
     parser.add_argument("--runs", action=argparse.BooleanOptionalAction, default=True,
                         help="the timed CLI runs (--no-runs: only generate and --profile)")
     parser.add_argument("--validate", action="store_true", help="also run once with validation (first --jobs)")
@@ -358,9 +359,9 @@ def main() -> None:
         """Every configured run on ``model`` (outputs deleted unless --keep), and the profile if asked."""
         configs = [(jobs, False) for jobs in args.jobs] + ([(args.jobs[0], True)] if args.validate else [])
         first: dict[str, Any] | None = None
-        for jobs, validate in configs if args.runs else []:
+        for run, (jobs, validate) in enumerate(configs if args.runs else []):
             # One folder per run, the same file name in each: an external-data output names its data file.
-            out = folder / f"{label}.j{jobs}{'.v' if validate else ''}" / f"{label}.out.onnx"
+            out = folder / f"{label}.{run}.j{jobs}{'.v' if validate else ''}" / f"{label}.out.onnx"
             out.parent.mkdir()
             m = run_optimize(model, out, jobs, validate)
             first = first or m
