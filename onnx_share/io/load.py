@@ -67,6 +67,8 @@ def load_model(source: ModelSource) -> ir.Model:
         raise OnnxShareError(f"cannot read a Constant node: {exc}") from exc
     if proto is not None:
         _check_tensor_data(model)
+    if isinstance(checked, Path):
+        _mark_own_file_tensors(model, checked)
     return model
 
 
@@ -84,6 +86,29 @@ def _locations(model: ir.Model) -> set[str]:
         for value in graph.initializers.values()
         if isinstance(value.const_value, ir.ExternalTensor)
     }
+
+
+class ModelFileTensor(ir.ExternalTensor):
+    """A tensor of the model file itself, read in place (:mod:`onnx_share.io.wire`): an external tensor without
+    onnx-ir's guards against links, which are for the data files a model names; the model file the caller names
+    may be a symbolic link, or one of several hard links (as package installers that link from a cache make)."""
+
+    __slots__ = ()
+
+    def _check_path_containment(self) -> None:
+        return
+
+
+def _mark_own_file_tensors(model: ir.Model, path: Path) -> None:
+    """Make the references into the model file at ``path`` :class:`ModelFileTensor` s."""
+    for graph in model.graphs():
+        for value in graph.initializers.values():
+            tensor = value.const_value
+            if isinstance(tensor, ir.ExternalTensor) and tensor.location == path.name:
+                value.const_value = ModelFileTensor(
+                    tensor.location, tensor.offset, tensor.length, tensor.dtype, shape=tensor.shape,
+                    name=tensor.name, base_dir=tensor.base_dir,
+                )
 
 
 def _views_itself(model: ir.Model, path: Path) -> bool:
@@ -137,7 +162,7 @@ def _load_path(path: Path) -> tuple[ir.Model, onnx.ModelProto]:
         raise OnnxShareError(f"{path}: not a valid ONNX model ({type(root).__name__}: {first_line(root)})") from exc
     if model.ir_version is None or model.ir_version < 1 or (len(model.graph) == 0 and not model.graph.outputs):
         raise OnnxShareError(f"{path}: not an ONNX model (no IR version or empty graph)")
-    _check_external_data(model, path.parent)
+    _check_external_data(model, path)
     return model, proto
 
 
@@ -156,8 +181,10 @@ def _check_tensor_data(model: ir.Model) -> None:
                 ) from exc
 
 
-def _check_external_data(model: ir.Model, model_dir: Path) -> None:
-    root = model_dir.resolve()
+def _check_external_data(model: ir.Model, path: Path) -> None:
+    """Refuse external data outside the model's folder, missing, truncated or not the size its shape needs. The
+    model file itself, as :mod:`onnx_share.io.wire` names it, is the file the caller gave, wherever a link leads."""
+    root = path.parent.resolve()
     for graph in model.graphs():
         for value in graph.initializers.values():
             tensor = value.const_value
@@ -165,7 +192,8 @@ def _check_external_data(model: ir.Model, model_dir: Path) -> None:
                 continue
             location = Path(tensor.location)
             target = (root / location).resolve()
-            if location.is_absolute() or not target.is_relative_to(root):
+            own_file = tensor.location == path.name
+            if not own_file and (location.is_absolute() or not target.is_relative_to(root)):
                 raise OnnxShareError(
                     f"initializer {value.name!r}: external data location {str(location)!r} "
                     f"points outside the model's folder {root}; refusing to read it"
