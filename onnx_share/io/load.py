@@ -200,6 +200,12 @@ def _check_external_data(model: ir.Model, path: Path) -> None:
                 )
             if not target.is_file():
                 raise OnnxShareError(f"initializer {value.name!r}: external data file {target} is missing")
+            if not own_file and target.stat().st_nlink > 1:
+                raise OnnxShareError(
+                    f"initializer {value.name!r}: external data file {target} has {target.stat().st_nlink} hard "
+                    "links, which onnx-ir refuses (one could alias a file outside the model's folder); copy it to a "
+                    "file of its own"
+                )
             if tensor.length is not None and tensor.length != tensor.nbytes:
                 raise OnnxShareError(
                     f"initializer {value.name!r}: its data ({tensor.length} bytes) does not match its shape "

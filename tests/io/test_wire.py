@@ -98,3 +98,12 @@ def test_a_raw_data_length_that_does_not_fit_the_shape_is_refused(tmp_path: Path
     onnx.save(model, tmp_path / "m.onnx")
     with pytest.raises(OnnxShareError, match="does not match its shape"):
         load_model(tmp_path / "m.onnx")
+
+
+def test_a_hard_linked_external_data_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    model = make_model([oh.make_node("MatMul", ["x", "W"], ["y"])], [tensor_info("x", 1, [1, 64])],
+                       [tensor_info("y", 1, [1, 64])], {"W": np.ones((64, 64), np.float32)})
+    onnx.save(model, tmp_path / "m.onnx", save_as_external_data=True, location="m.onnx.data", size_threshold=0)
+    os.link(tmp_path / "m.onnx.data", tmp_path / "alias.data")
+    with pytest.raises(OnnxShareError, match="2 hard links"):
+        load_model(tmp_path / "m.onnx")
