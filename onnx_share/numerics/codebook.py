@@ -7,7 +7,6 @@ W (moved channel-first and flattened per codebook to [G, M]) becomes centroids [
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,15 +94,13 @@ def fit_codebook(
     pin_zero: bool | None = None,
     seed: int = 0,
     sample_weight: np.ndarray | None = None,
-    workers: int = 1,
 ) -> Codebook:
     """k-means codebook(s) of ``k`` entries for ``values``: one per tensor (``axis`` None or ``granularity``
     ``tensor``), per output channel along ``axis``, or per group of at most ``group_size`` channels (the largest
     divisor of the channel count not above it).
 
     Centroids are rounded to ``values``' dtype, as the codebook initializer stores them. ``sample_weight`` (the
-    shape of ``values``) weighs each value's squared error. ``workers`` threads fit blocks of codebooks side by side
-    (the kernel releases the GIL; each block's result has its own place, so any number gives the same codebook).
+    shape of ``values``) weighs each value's squared error.
     """
     granularity = "tensor" if axis is None else granularity
     axis = None if granularity == "tensor" else axis
@@ -111,21 +108,11 @@ def fit_codebook(
     count = 1 if axis is None else values.shape[axis] // (groups or 1)
     centroids = np.empty((count, k), dtype=np.float64)
     indices = np.empty((count, values.size // count), dtype=np.uint8)
-
-    def fit_block(bounds: tuple[int, int]) -> None:  # W's rows copied a block at a time
-        start, stop = bounds
+    for start, stop in row_blocks(indices.shape) if count > 1 else [(0, 1)]:  # W's rows copied a block at a time
         rows = channel_rows(values, axis, groups, start, stop)
         weights = None if sample_weight is None else channel_rows(sample_weight, axis, groups, start, stop)
         _fit_rows(rows, k, weights, _pins_zero(rows, pin_zero), init, seed, centroids[start:stop],
                   indices[start:stop])
-
-    blocks = row_blocks(indices.shape) if count > 1 else [(0, 1)]
-    if workers > 1 and len(blocks) > 1:
-        with ThreadPoolExecutor(min(workers, len(blocks))) as pool:
-            list(pool.map(fit_block, blocks))
-    else:
-        for bounds in blocks:
-            fit_block(bounds)
     centroids = centroids.astype(values.dtype).astype(np.float64)
     return Codebook(centroids, indices, axis, granularity, groups)
 

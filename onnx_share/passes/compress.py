@@ -114,7 +114,7 @@ class CompressPass(WeightPass):
                 table = CandidateTable(
                     weight, opset, spec, target=self.config.target,
                     reference=None if original is None else original.numpy(), seed=self.config.seed,
-                    statistics=measured, workers=self.config.worker_count,
+                    statistics=measured,
                 )
                 if self.tables is not None:
                     self.tables[weight.name] = table

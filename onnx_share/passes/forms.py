@@ -125,7 +125,7 @@ class CandidateTable:
     ``reference`` is the weight as loaded (errors are measured against it); the weight's current values (pruned,
     say) are what is fitted. ``spec`` gives the k-means seeding and zero pinning and what calibration
     ``statistics`` (when given) change, ``seed`` the k-means seed, ``target`` the runtime the forms are for
-    (:data:`~onnx_share.config.RUNTIMES`), ``workers`` the threads one codebook fit may use.
+    (:data:`~onnx_share.config.RUNTIMES`).
     """
 
     def __init__(
@@ -138,10 +138,8 @@ class CandidateTable:
         reference: np.ndarray | None = None,
         seed: int = 0,
         statistics: WeightStatistics | None = None,
-        workers: int = 1,
     ) -> None:
         self.weight = weight
-        self.workers = workers
         self.statistics = statistics
         self.opset = opset
         self.spec = spec
@@ -164,7 +162,7 @@ class CandidateTable:
         """A table for ``weight`` (the same values in another graph) at ``opset`` that shares this table's fits
         (and its costs, at the same opset)."""
         table = CandidateTable(weight, opset, self.spec, target=self.target, reference=self._reference,
-                               seed=self.seed, statistics=statistics, workers=self.workers)
+                               seed=self.seed, statistics=statistics)
         table._fits = self._fits
         if opset == self.opset:
             table._costs, table._data = self._costs, self._data
@@ -255,7 +253,7 @@ class CandidateTable:
         if form.scheme == "codebook":
             encoding = fit_codebook(
                 values, form.clusters, form.axis, granularity=form.granularity, group_size=form.group_size or 1,
-                init=spec.init, pin_zero=spec.pin_zero, seed=self.seed, sample_weight=weights, workers=self.workers,
+                init=spec.init, pin_zero=spec.pin_zero, seed=self.seed, sample_weight=weights,
             )
             if statistics is not None and hessian is not None:
                 ids = statistics.view.to_view(codebook_ids(encoding, values.shape))
