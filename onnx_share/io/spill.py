@@ -29,7 +29,6 @@ class TensorSpill:
         self._folder = tempfile.TemporaryDirectory(prefix=".onnx-share-spill.", dir=folder)
         self.path = Path(self._folder.name) / "spill.data"
         self._file = self.path.open("wb")
-        self.bytes_written = 0
 
     def store(self, tensor: ir.TensorProtocol) -> ir.TensorProtocol:
         """``tensor`` written to the spill file, as an external tensor reading it back; small tensors unchanged."""
@@ -39,16 +38,10 @@ class TensorSpill:
         self._file.seek(offset)
         tensor.tofile(self._file)
         self._file.flush()
-        self.bytes_written += tensor.nbytes
         return ir.ExternalTensor(
             self.path.name, offset, tensor.nbytes, tensor.dtype, shape=tensor.shape, name=tensor.name,
             base_dir=self.path.parent,
         )
-
-    def close(self) -> None:
-        """Close the writer and delete the folder (the tensors read from it become unreadable)."""
-        self._file.close()
-        self._folder.cleanup()
 
 
 def attach(model: ir.Model, spill: TensorSpill) -> None:
