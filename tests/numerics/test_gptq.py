@@ -36,7 +36,7 @@ def test_gptq_codebook_beats_nearest_centroid(seed: int) -> None:
     assert layer_error(x, w, compensated) < layer_error(x, w, nearest)
 
 
-@pytest.mark.parametrize(("seed", "symmetric"), itertools.product(range(3), (True, False)))
+@pytest.mark.parametrize(("seed", "symmetric"), list(itertools.product(range(3), (True, False))))
 def test_gptq_grid_beats_nearest_rounding(seed: int, symmetric: bool) -> None:
     rng = np.random.default_rng(seed)
     x = correlated_inputs(rng, 512, 64)
