@@ -29,7 +29,9 @@ from onnx_share.passes.forms import CandidateTable, Form, choose_form, wanted_op
 class Layer:
     """One weight's candidates: the spec changes that name each (what a config override sets), its form, its
     bytes in the file (``costs``) and of stored numbers alone (``data``), and its distortion; ``sensitivity``
-    scales the distortion to output error (1 until measured)."""
+    scales the distortion to output error (1 until measured). ``named`` maps every candidate spec tried, as
+    (scheme, bits, granularity), to the index of the form it resolved to (one listed earlier where it was the same
+    form; absent where it was not smaller than the weight as stored)."""
 
     weight: WeightTensor
     table: CandidateTable
@@ -39,6 +41,7 @@ class Layer:
     data: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     distortions: np.ndarray = field(default_factory=lambda: np.zeros(0))
     sensitivity: float = 1.0
+    named: dict[tuple[str, int, str], int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -100,6 +103,8 @@ def build_layers(
             if form not in layer.forms and not_smaller(weight, table.cost(form)) is None:
                 layer.changes.append(changes)
                 layer.forms.append(form)
+            if form in layer.forms:
+                layer.named[(changes["scheme"], changes["bits"], changes["granularity"])] = layer.forms.index(form)
         if not layer.forms:
             raise OnnxShareError(f"tensor {weight.name!r}: no candidate form is smaller than the tensor as stored; "
                                  "exclude it or allow more candidates")

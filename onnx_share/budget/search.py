@@ -8,12 +8,18 @@
    is built by the whole pipeline from the original, as the saved config would build it, and saved. Where it comes
    out over the budget (the file's bytes beyond the weights were estimated), the budget is lowered by the excess
    and the point chosen again. Then :data:`ALTERNATIVES` cheaper points within the tolerance (bits: down to
-   :data:`BITS_TOLERANCE` below; size: 1% below) are built too, and the one of least measured loss is kept.
+   :data:`BITS_TOLERANCE` below; size: 1% below) are built too, with every single-form allocation (each weight
+   in the same candidate spec, such as 4-bit codebooks per tensor) that lands in that window, and the one of least
+   measured loss is kept.
 4. A loss budget starts at the cheapest point whose predicted loss is within the bound, measures each model it
    builds on the held-out samples (or by the user's score) and bisects for the cheapest point that holds: over
    :data:`CURVE_POINTS` points spread along the frontier, then over the frontier's own points between the two that
-   bracket the bound (:data:`REFINE_STEPS` more builds at most). A point that fails moves the search up the
-   curve, raising first the weights whose error costs the most output error per byte.
+   bracket the bound (:data:`REFINE_STEPS` more builds at most). A measured loss or score need not fall as the
+   model grows, and predicted errors do not always add, so two more searches follow: a bisection over the
+   single-form allocations (ordered by size; those no cheaper than a model that held are not built), then a descent
+   from the cheapest model that held towards the largest cheaper one that failed, lowering one weight at a time
+   where its error costs the least output error per byte saved (:data:`REFINE_STEPS` builds). The cheapest model
+   that held is kept.
 
 Every model built is a row of the report; the chosen one's per-tensor settings become ``tensors`` overrides of
 a config that reproduces it without searching.
@@ -66,6 +72,7 @@ ALTERNATIVES = 3
 REFINE_STEPS = 4
 
 Score = Callable[[str], float]
+Allocation = tuple[int, ...]  # a candidate index per layer
 
 
 @dataclass
@@ -89,11 +96,12 @@ class _Built:
 
 @dataclass
 class _Search:
-    """What every build of the search needs."""
+    """What every build of the search needs; ``sizes`` are each layer's candidate sizes the budget counts."""
 
     model: ir.Model
     config: OptimizeConfig
     layers: list[Layer]
+    sizes: list[np.ndarray]
     frontier: Frontier
     statistics: Statistics | None
     samples: list[dict[str, np.ndarray]]
@@ -103,23 +111,31 @@ class _Search:
     score: Score | None
     report: BudgetReport
     tables: dict[str, CandidateTable]
-    built: dict[int, _Built] = field(default_factory=dict)
+    built: dict[Allocation, _Built] = field(default_factory=dict)
 
-    def config_for(self, point: int) -> OptimizeConfig:
-        """The user's config with one override per weight naming its form at frontier ``point``."""
+    def point(self, index: int) -> Allocation:
+        """The allocation of frontier point ``index``."""
+        return tuple(self.frontier.choice(index))
+
+    def size(self, picks: Allocation) -> int:
+        """What the budget counts of allocation ``picks``: its stored numbers' bytes (bits) or its weights'."""
+        return int(sum(sizes[pick] for sizes, pick in zip(self.sizes, picks, strict=True)))
+
+    def config_for(self, picks: Allocation) -> OptimizeConfig:
+        """The user's config with one override per weight naming its form in allocation ``picks``."""
         tensors = {key: dict(changes) for key, changes in self.config.tensors.items()}
-        for layer, pick in zip(self.layers, self.frontier.choice(point), strict=True):
+        for layer, pick in zip(self.layers, picks, strict=True):
             key = exact_pattern(layer.name)
             tensors[key] = {**tensors.pop(key, {}), **layer.changes[pick]}
         return self.config.updated(tensors=tensors, budget=BudgetConfig())
 
-    def build(self, point: int, step: str) -> _Built:
-        """Build frontier ``point`` as the pipeline does from the original, save it, and measure it."""
-        if point in self.built:
-            return self.built[point]
+    def build(self, picks: Allocation, step: str) -> _Built:
+        """Build allocation ``picks`` as the pipeline does from the original, save it, and measure it."""
+        if picks in self.built:
+            return self.built[picks]
         model = self.model.clone()
         built = Report(tool_version="", config={})
-        run_pipeline(model, self.config_for(point), built, statistics=self.statistics, tables=self.tables)
+        run_pipeline(model, self.config_for(picks), built, statistics=self.statistics, tables=self.tables)
         compressed = built.compressed
         elements = sum(int(np.prod(row.shape, dtype=np.int64)) for row in compressed)
         bits = 8 * sum(row.bytes_after for row in compressed) / max(elements, 1)
@@ -135,12 +151,22 @@ class _Search:
                                    self.config.budget.loss)
             score = None if self.score is None else float(self.score(str(path)))
         result = _Built(len(self.report.tried), file_bytes, bits, loss, score)
-        self.built[point] = result
-        self.report.tried.append(BudgetPoint(step, file_bytes, bits, self.predicted(point), loss, score))
+        self.built[picks] = result
+        self.report.tried.append(BudgetPoint(step, file_bytes, bits, self.predicted(picks), loss, score))
         return result
 
-    def predicted(self, point: int) -> float:
-        return predicted_loss(float(self.frontier.distortion[point]), self.config.budget.loss)
+    def predicted(self, picks: Allocation) -> float:
+        distortion = sum(layer.sensitivity * float(layer.distortions[pick])
+                         for layer, pick in zip(self.layers, picks, strict=True))
+        return predicted_loss(distortion, self.config.budget.loss)
+
+    def single_forms(self) -> list[Allocation]:
+        """Every allocation giving each weight the same candidate spec (a weight without it: its candidate of least
+        distortion), cheapest first."""
+        keys = list(dict.fromkeys(key for layer in self.layers for key in layer.named))
+        allocations = {tuple(layer.named.get(key, int(np.argmin(layer.distortions))) for layer in self.layers)
+                       for key in keys}
+        return sorted(allocations, key=lambda picks: (self.size(picks), picks))
 
 
 def exact_pattern(name: str) -> str:
@@ -203,17 +229,16 @@ def search_budget(
     reference = None
     if outputs and (held_out is not None or budget.max_drop is None):
         reference = runner(original.source, original.folder, outputs)(feeds.samples)
-    search = _Search(model, config, layers, frontier, statistics, list(feeds.samples), outputs, reference, original,
-                     score, report, {layer.name: layer.table for layer in layers})
+    search = _Search(model, config, layers, sizes, frontier, statistics, list(feeds.samples), outputs, reference,
+                     original, score, report, {layer.name: layer.table for layer in layers})
 
     start = time.perf_counter()
     if budget.target_bits is not None or budget.target_size is not None:
-        chosen_point = _within_size(search, fixed, elements)
+        picks = _within_size(search, fixed, elements)
     else:
-        chosen_point = _within_loss(search)
+        picks = _within_loss(search)
     timings["build"] = time.perf_counter() - start
-    report.chosen = search.built[chosen_point].row
-    picks = frontier.choice(chosen_point)
+    report.chosen = search.built[picks].row
     for layer, pick in zip(layers, picks, strict=True):
         report.layers.append(BudgetLayer(
             layer.name, layer.elements, layer.sensitivity, layer.measured_on, len(layer.forms),
@@ -221,11 +246,11 @@ def search_budget(
             layer.sensitivity * float(layer.distortions[pick]),
         ))
     report.timings_s = timings
-    return SearchResult(search.config_for(chosen_point), search.tables, report)
+    return SearchResult(search.config_for(picks), search.tables, report)
 
 
-def _within_size(search: _Search, fixed: int, elements: int) -> int:
-    """The least-error point within a bits or size budget, rebuilt with the budget lowered by any excess."""
+def _within_size(search: _Search, fixed: int, elements: int) -> Allocation:
+    """The least-error allocation within a bits or size budget, rebuilt with the budget lowered by any excess."""
     budget = search.config.budget
     if budget.target_bits is not None:
         allowed = (budget.target_bits + BITS_TOLERANCE) * elements / 8
@@ -237,7 +262,7 @@ def _within_size(search: _Search, fixed: int, elements: int) -> int:
         search.report.notes.append("no allocation fits the budget: the smallest one is built")
         point = 0
     for attempt in range(MAX_REPAIRS + 1):
-        built = search.build(point, "start" if attempt == 0 else "repair")
+        built = search.build(search.point(point), "start" if attempt == 0 else "repair")
         excess = (built.bits - budget.target_bits - BITS_TOLERANCE) * elements / 8 \
             if budget.target_bits is not None else built.file_bytes - (budget.target_size or 0)
         search.report.tried[built.row].passed = excess <= 0
@@ -246,15 +271,18 @@ def _within_size(search: _Search, fixed: int, elements: int) -> int:
         allowed -= excess
         lower = search.frontier.within(allowed)
         point = 0 if lower is None else min(lower, point - 1)
+    best = search.point(point)
     if search.reference is None or excess > 0:
-        return point
+        return best
     # The predicted order of nearby allocations is not always the measured one: build a few cheaper ones within
-    # the tolerance (bits) or 1% (size) below, and keep the one the held-out samples find closest to the original.
+    # the tolerance (bits) or 1% (size) below, and the single-form ones there, and keep the one the held-out
+    # samples find closest to the original.
     window = 2 * BITS_TOLERANCE * elements / 8 if budget.target_bits is not None else 0.01 * allowed
-    best = point
-    for step in range(1, ALTERNATIVES + 1):
-        other = search.frontier.within(allowed - step * window / ALTERNATIVES)
-        if other is None or other in search.built:
+    others = [search.point(index) for step in range(1, ALTERNATIVES + 1)
+              if (index := search.frontier.within(allowed - step * window / ALTERNATIVES)) is not None]
+    others += [picks for picks in search.single_forms() if allowed - window <= search.size(picks) <= allowed]
+    for other in others:
+        if other in search.built:
             continue
         built = search.build(other, "alternative")
         search.report.tried[built.row].passed = True
@@ -263,8 +291,8 @@ def _within_size(search: _Search, fixed: int, elements: int) -> int:
     return best
 
 
-def _within_loss(search: _Search) -> int:
-    """The cheapest frontier point (of :data:`CURVE_POINTS`) whose built model meets the loss or score bound."""
+def _within_loss(search: _Search) -> Allocation:
+    """The cheapest allocation whose built model meets the loss or score bound (see the module docstring)."""
     budget = search.config.budget
     if budget.max_drop is not None:
         assert search.score is not None
@@ -288,29 +316,88 @@ def _within_loss(search: _Search) -> int:
         start = search.frontier.first_below(squared)
         points = sorted(set(_curve_points(search.frontier)) | {start})
         position = points.index(start)
+
+    def test(picks: Allocation, step: str) -> bool:
+        built = search.build(picks, step)
+        search.report.tried[built.row].passed = holds(built)
+        return holds(built)
+
     low, high = -1, len(points)
     step = "start"
     while high - low > 1:
-        built = search.build(points[position], step)
-        search.report.tried[built.row].passed = holds(built)
-        if holds(built):
+        if test(search.point(points[position]), step):
             high = position
         else:
             low = position
         position, step = (low + high) // 2, "bisect"
-    if high == len(points):  # then the last point was built, and failed too
+    if high < len(points):
+        # Between the last curve point that failed and the first that held, the frontier's own points.
+        failed, held = (points[low] if low >= 0 else -1), points[high]
+        for _ in range(REFINE_STEPS):
+            if held - failed <= 1:
+                break
+            middle = (failed + held) // 2
+            failed, held = (failed, middle) if test(search.point(middle), "refine") else (middle, held)
+    _bisect_single_forms(search, test)
+    _descend(search, test)
+    passed = [picks for picks, built in search.built.items() if search.report.tried[built.row].passed]
+    if not passed:
         search.report.notes.append("no allocation met the bound: the one with the least error is kept")
-        return points[-1]
-    # Between the last curve point that failed and the first that held, the frontier's own points.
-    failed, held = (points[low] if low >= 0 else -1), points[high]
-    for _ in range(REFINE_STEPS):
-        if held - failed <= 1:
+        return search.point(len(search.frontier) - 1)
+    return min(passed, key=lambda picks: (search.built[picks].file_bytes, search.built[picks].row))
+
+
+def _cheapest_passed(search: _Search) -> Allocation | None:
+    passed = [picks for picks, built in search.built.items() if search.report.tried[built.row].passed]
+    return min(passed, key=search.size, default=None)
+
+
+def _bisect_single_forms(search: _Search, test: Callable[[Allocation, str], bool]) -> None:
+    """Bisect the single-form allocations, cheapest first, for the cheapest that holds; one no cheaper than a
+    model that already held counts as holding without being built."""
+    allocations = search.single_forms()
+    low, high = -1, len(allocations)
+    while high - low > 1:
+        middle = (low + high) // 2
+        cheapest = _cheapest_passed(search)
+        known = cheapest is not None and search.size(allocations[middle]) >= search.size(cheapest)
+        low, high = (low, middle) if known or test(allocations[middle], "single form") else (middle, high)
+
+
+def _descend(search: _Search, test: Callable[[Allocation, str], bool]) -> None:
+    """From the cheapest allocation that held towards the largest cheaper one that failed (else the cheapest
+    frontier point), lower one weight at a time to the cheaper candidate whose added output error per byte saved
+    is least; bisect that path with :data:`REFINE_STEPS` builds."""
+    start = _cheapest_passed(search)
+    if start is None:
+        return
+    failed = [search.size(picks) for picks, built in search.built.items()
+              if not search.report.tried[built.row].passed and search.size(picks) < search.size(start)]
+    floor = max(failed, default=int(search.frontier.bytes[0]))
+    path = [start]
+    while search.size(path[-1]) > floor:
+        current = path[-1]
+        best: tuple[float, int, int] | None = None
+        for index, (layer, sizes) in enumerate(zip(search.layers, search.sizes, strict=True)):
+            pick = current[index]
+            cheaper = np.flatnonzero(sizes < sizes[pick])
+            if cheaper.size == 0:
+                continue
+            added = layer.sensitivity * (layer.distortions[cheaper] - layer.distortions[pick])
+            ratios = added / (sizes[pick] - sizes[cheaper])
+            lowest = int(np.argmin(ratios))
+            if best is None or ratios[lowest] < best[0]:
+                best = (float(ratios[lowest]), index, int(cheaper[lowest]))
+        if best is None:
             break
-        middle = (failed + held) // 2
-        built = search.build(middle, "refine")
-        search.report.tried[built.row].passed = holds(built)
-        failed, held = (failed, middle) if holds(built) else (middle, held)
-    return held
+        _, index, other = best
+        path.append((*current[:index], other, *current[index + 1:]))
+    held, failed_at = 0, len(path)  # the path's end lies at the failed size: counted as failing
+    for _ in range(REFINE_STEPS):
+        if failed_at - held <= 1:
+            break
+        middle = (held + failed_at) // 2
+        held, failed_at = (middle, failed_at) if test(path[middle], "descent") else (held, middle)
 
 
 def _scored_bytes(score: Score, model: bytes) -> float:

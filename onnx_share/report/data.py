@@ -192,7 +192,7 @@ class BudgetLayer:
 class BudgetPoint:
     """One allocation: its file bytes, stored bits per compressed weight, predicted and (when built) measured
     held-out loss, the user's score; ``step`` says why it was built (``start``, ``bisect``, ``refine``,
-    ``repair``, ``alternative``) or
+    ``single form``, ``descent``, ``repair``, ``alternative``) or
     ``curve`` for a frontier point only predicted; ``passed``: whether it met the budget."""
 
     step: str

@@ -153,6 +153,47 @@ def test_score_budget_bounds_the_drop_of_the_users_metric(model_and_data) -> Non
     assert calls[0] == str(path) and len(calls) == len(budget.tried) + 1
 
 
+def _single_width_bytes(path: Path, data, bits: int, tmp_path: Path) -> int:
+    """The file bytes of the model with every weight at ``bits`` (codebooks at the default granularity)."""
+    single = optimize(str(path), {"default": {"bits": bits}, "validation": {"enabled": False}}, data=data)
+    return single.save(tmp_path / f"single{bits}.onnx").stat().st_size
+
+
+@pytest.mark.parametrize("between", [False, True])
+def test_score_budget_keeps_no_more_than_the_cheapest_single_width_that_holds(
+        model_and_data, tmp_path: Path, between: bool) -> None:
+    # A score that holds from a file size on: at a single width's size, the search keeps exactly that size; half
+    # way down to the next width, something smaller than that width (the descent between them).
+    path, _, data = model_and_data
+    three, two = (_single_width_bytes(path, data, bits, tmp_path) for bits in (3, 2))
+    threshold = (three + two) // 2 if between else three
+
+    def score(model_path: str) -> float:
+        return 0.0 if Path(model_path).stat().st_size >= threshold else -1.0
+
+    result = optimize(str(path), {"budget": {"max_drop": 0.5}}, data=data, score=score)
+    budget = result.report.budget
+    kept = budget.tried[budget.chosen]
+    assert kept.passed and kept.file_bytes >= threshold
+    assert all(not row.passed for row in budget.tried if row.file_bytes < kept.file_bytes)
+    if between:
+        assert kept.file_bytes < three
+        assert {"single form", "descent"} <= {row.step for row in budget.tried}
+    else:
+        assert kept.file_bytes == three
+
+
+def test_bits_budget_also_measures_the_single_widths_within_its_window(model_and_data) -> None:
+    path, _, data = model_and_data
+    single = optimize(str(path), {"default": {"bits": 4, "granularity": "tensor"}, "validation": {"enabled": False}},
+                      data=data).report.compressed
+    bits = 8 * sum(row.bytes_after for row in single) / sum(int(np.prod(row.shape)) for row in single)
+    assert 4.05 < bits <= 4.15  # 16 float32 entries per 4096 weights
+    budget = optimize(str(path), {"budget": {"target_bits": 4.1}}, data=data).report.budget
+    assert any(row.step == "alternative" and row.bits == pytest.approx(bits) for row in budget.tried)
+    assert budget.tried[budget.chosen].loss == min(row.loss for row in budget.tried)
+
+
 def test_size_budget_is_met_by_the_file(model_and_data, tmp_path: Path) -> None:
     path, _, _ = model_and_data
     result = optimize(str(path), {"budget": {"target_size": 9000}})
