@@ -143,21 +143,33 @@ def optimize(
         statistics, held_out, report.calibration = _calibrate(model, loaded.graph, weights, config, data)
         report.timings_s["calibrate"] = time.perf_counter() - start
 
+    converted: dict[int, tuple[ir.Model, OpsetConversion]] = {}
+
+    def prepared(chosen: OptimizeConfig) -> tuple[ir.Model, OpsetConversion | None]:
+        """The loaded model, converted to the opset ``chosen``'s forms want where raising it is not enough (one
+        conversion per opset)."""
+        target = wanted_opset(loaded, chosen)
+        current = default_opset(loaded)
+        if target is None or current is None or current >= target or not opset_blockers(loaded, target):
+            return loaded, None
+        if target not in converted:
+            start = time.perf_counter()
+            converted[target] = _convert(loaded, target, files[0].parent if files else None, chosen)
+            report.timings_s["convert"] = report.timings_s.get("convert", 0.0) + time.perf_counter() - start
+        return converted[target]
+
     tables = None
     if config.budget.enabled:
         from onnx_share.budget.search import search_budget
 
         start = time.perf_counter()
-        found = search_budget(loaded, config, statistics, held_out, ProtoModel.read(_as_model_file(model)), score)
+        found = search_budget(loaded, config, statistics, held_out, ProtoModel.read(_as_model_file(model)),
+                              lambda chosen: prepared(chosen)[0], score)
         report.budget, config, tables = found.report, found.config, found.tables
         report.timings_s["budget"] = time.perf_counter() - start
 
-    target = wanted_opset(loaded, config)
-    current = default_opset(loaded)
-    if target is not None and current is not None and current < target and opset_blockers(loaded, target):
-        start = time.perf_counter()
-        loaded, report.conversion = _convert(loaded, target, files[0].parent if files else None, config)
-        report.timings_s["convert"] = time.perf_counter() - start
+    loaded, report.conversion = prepared(config)
+    if report.conversion is not None:
         report.notes.append(_conversion_note(report.conversion))
     if len(files) > 1:
         attach(loaded, TensorSpill(scratch))

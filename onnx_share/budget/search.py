@@ -73,6 +73,8 @@ REFINE_STEPS = 4
 
 Score = Callable[[str], float]
 Allocation = tuple[int, ...]  # a candidate index per layer
+# The model a config is built from: the loaded original, or its conversion to the opset the config's forms want.
+Prepare = Callable[[OptimizeConfig], ir.Model]
 
 
 @dataclass
@@ -98,7 +100,7 @@ class _Built:
 class _Search:
     """What every build of the search needs; ``sizes`` are each layer's candidate sizes the budget counts."""
 
-    model: ir.Model
+    prepare: Prepare
     config: OptimizeConfig
     layers: list[Layer]
     sizes: list[np.ndarray]
@@ -133,9 +135,10 @@ class _Search:
         """Build allocation ``picks`` as the pipeline does from the original, save it, and measure it."""
         if picks in self.built:
             return self.built[picks]
-        model = self.model.clone()
+        config = self.config_for(picks)
+        model = self.prepare(config).clone()
         built = Report(tool_version="", config={})
-        run_pipeline(model, self.config_for(picks), built, statistics=self.statistics, tables=self.tables)
+        run_pipeline(model, config, built, statistics=self.statistics, tables=self.tables)
         compressed = built.compressed
         elements = sum(int(np.prod(row.shape, dtype=np.int64)) for row in compressed)
         bits = 8 * sum(row.bytes_after for row in compressed) / max(elements, 1)
@@ -180,11 +183,13 @@ def search_budget(
     statistics: Statistics | None,
     held_out: Feeds | None,
     original: ProtoModel,
+    prepare: Prepare,
     score: Score | None = None,
 ) -> SearchResult:
-    """Choose every weight's form to meet ``config.budget`` (see the module docstring); ``model`` (the loaded
-    original, not changed) is what every candidate is built from, ``original`` the file it was read from,
-    ``held_out`` the samples a loss is measured on and ``score`` the user's task metric."""
+    """Choose every weight's form to meet ``config.budget`` (see the module docstring); ``model`` is the loaded
+    original (not changed), ``prepare`` gives what a candidate config is built from (as the final build will),
+    ``original`` the file it was read from, ``held_out`` the samples a loss is measured on and ``score`` the
+    user's task metric."""
     budget = config.budget
     if budget.max_drop is not None and score is None:
         raise OnnxShareError("budget.max_drop needs a score function (optimize(..., score=...))")
@@ -229,7 +234,7 @@ def search_budget(
     reference = None
     if outputs and (held_out is not None or budget.max_drop is None):
         reference = runner(original.source, original.folder, outputs)(feeds.samples)
-    search = _Search(model, config, layers, sizes, frontier, statistics, list(feeds.samples), outputs, reference,
+    search = _Search(prepare, config, layers, sizes, frontier, statistics, list(feeds.samples), outputs, reference,
                      original, score, report, {layer.name: layer.table for layer in layers})
 
     start = time.perf_counter()

@@ -120,12 +120,18 @@ def raise_opset_to_best(model: ir.Model, targets: set[int]) -> tuple[int, list[s
 
 def convert_opset(proto: onnx.ModelProto, target: int) -> onnx.ModelProto:
     """``proto`` converted to default-domain opset ``target`` by onnx's version converter (which rewrites the
-    nodes whose meaning changed), with the IR version that opset needs; raises ``ValueError`` saying why not."""
+    nodes whose meaning changed), with the IR version that opset needs and only the ``value_info`` the original
+    had (the converter infers a shape for every value: bytes the file need not carry); raises ``ValueError``
+    saying why not."""
     try:
         converted = onnx.version_converter.convert_version(proto, target)
     except Exception as exc:  # the converter raises ConvertError, RuntimeError or IndexError by adapter
         raise ValueError(f"onnx's version converter failed: {first_line(exc)}") from exc
     converted.ir_version = max(converted.ir_version, min_ir_version(target))
+    declared = {info.name for info in proto.graph.value_info}
+    kept = [info for info in converted.graph.value_info if info.name in declared]
+    del converted.graph.value_info[:]
+    converted.graph.value_info.extend(kept)
     return converted
 
 
