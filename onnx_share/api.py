@@ -145,16 +145,15 @@ def optimize(
 
     converted: dict[int, tuple[ir.Model, OpsetConversion]] = {}
 
-    def prepared(chosen: OptimizeConfig) -> tuple[ir.Model, OpsetConversion | None]:
-        """The loaded model, converted to the opset ``chosen``'s forms want where raising it is not enough (one
-        conversion per opset)."""
-        target = wanted_opset(loaded, chosen)
+    def prepared(target: int | None) -> tuple[ir.Model, OpsetConversion | None]:
+        """The loaded model, converted to opset ``target`` where raising its opset is not enough (once per
+        opset; the loaded model where the conversion was not kept)."""
         current = default_opset(loaded)
         if target is None or current is None or current >= target or not opset_blockers(loaded, target):
             return loaded, None
         if target not in converted:
             start = time.perf_counter()
-            converted[target] = _convert(loaded, target, files[0].parent if files else None, chosen)
+            converted[target] = _convert(loaded, target, files[0].parent if files else None, config)
             report.timings_s["convert"] = report.timings_s.get("convert", 0.0) + time.perf_counter() - start
         return converted[target]
 
@@ -164,11 +163,11 @@ def optimize(
 
         start = time.perf_counter()
         found = search_budget(loaded, config, statistics, held_out, ProtoModel.read(_as_model_file(model)),
-                              lambda chosen: prepared(chosen)[0], score)
+                              lambda target: prepared(target)[0], score)
         report.budget, config, tables = found.report, found.config, found.tables
         report.timings_s["budget"] = time.perf_counter() - start
 
-    loaded, report.conversion = prepared(config)
+    loaded, report.conversion = prepared(wanted_opset(loaded, config))
     if report.conversion is not None:
         report.notes.append(_conversion_note(report.conversion))
     if len(files) > 1:

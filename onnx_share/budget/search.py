@@ -56,7 +56,7 @@ from onnx_share.io.save import PROTOBUF_LIMIT_BYTES, data_file, estimated_size_b
 from onnx_share.ir.opset import raise_opset_to_best
 from onnx_share.ir.selection import select_weights
 from onnx_share.passes.forms import CandidateTable
-from onnx_share.passes.registry import run_pipeline
+from onnx_share.passes.registry import run_pipeline, wanted_opset
 from onnx_share.report.data import BudgetLayer, BudgetPoint, BudgetReport, Report
 
 # Frontier points a loss budget bisects over, and that the report's curve shows.
@@ -73,8 +73,9 @@ REFINE_STEPS = 4
 
 Score = Callable[[str], float]
 Allocation = tuple[int, ...]  # a candidate index per layer
-# The model a config is built from: the loaded original, or its conversion to the opset the config's forms want.
-Prepare = Callable[[OptimizeConfig], ir.Model]
+# The model to build at an opset: the loaded original, or its conversion to that opset where raising the opset is
+# not enough and the converted model gives the same outputs.
+Prepare = Callable[[int | None], ir.Model]
 
 
 @dataclass
@@ -100,6 +101,7 @@ class _Built:
 class _Search:
     """What every build of the search needs; ``sizes`` are each layer's candidate sizes the budget counts."""
 
+    model: ir.Model
     prepare: Prepare
     config: OptimizeConfig
     layers: list[Layer]
@@ -136,7 +138,7 @@ class _Search:
         if picks in self.built:
             return self.built[picks]
         config = self.config_for(picks)
-        model = self.prepare(config).clone()
+        model = self.prepare(wanted_opset(self.model, config)).clone()
         built = Report(tool_version="", config={})
         run_pipeline(model, config, built, statistics=self.statistics, tables=self.tables)
         compressed = built.compressed
@@ -189,7 +191,8 @@ def search_budget(
     """Choose every weight's form to meet ``config.budget`` (see the module docstring); ``model`` is the loaded
     original (not changed), ``prepare`` gives what a candidate config is built from (as the final build will),
     ``original`` the file it was read from, ``held_out`` the samples a loss is measured on and ``score`` the
-    user's task metric."""
+    user's task metric. The candidates are fitted and costed at the highest opset any of them wants, converting the
+    model where raising its opset is not enough, and every model is built as the final one is."""
     budget = config.budget
     if budget.max_drop is not None and score is None:
         raise OnnxShareError("budget.max_drop needs a score function (optimize(..., score=...))")
@@ -197,7 +200,8 @@ def search_budget(
         raise OnnxShareError("a loss budget is measured on held-out samples: give calibration data (--data)")
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    work = model.clone()
+    wanted = search_opsets(select_weights(model, config).chosen, budget, config.target)
+    work = prepare(max(wanted, default=None)).clone()
     before = tuple(name for name in config.pass_names if name != "compress")
     run_pipeline(work, config.updated(passes=before), Report(tool_version="", config={}))
     chosen = select_weights(work, config).chosen
@@ -234,8 +238,8 @@ def search_budget(
     reference = None
     if outputs and (held_out is not None or budget.max_drop is None):
         reference = runner(original.source, original.folder, outputs)(feeds.samples)
-    search = _Search(prepare, config, layers, sizes, frontier, statistics, list(feeds.samples), outputs, reference,
-                     original, score, report, {layer.name: layer.table for layer in layers})
+    search = _Search(model, prepare, config, layers, sizes, frontier, statistics, list(feeds.samples), outputs,
+                     reference, original, score, report, {layer.name: layer.table for layer in layers})
 
     start = time.perf_counter()
     if budget.target_bits is not None or budget.target_size is not None:
