@@ -349,16 +349,20 @@ def _within_loss(search: _Search) -> Allocation:
             failed, held = (failed, middle) if test(search.point(middle), "refine") else (middle, held)
     _bisect_single_forms(search, test)
     _descend(search, test)
-    passed = [picks for picks, built in search.built.items() if search.report.tried[built.row].passed]
+    passed = _passed(search)
     if not passed:
         search.report.notes.append("no allocation met the bound: the one with the least error is kept")
         return search.point(len(search.frontier) - 1)
     return min(passed, key=lambda picks: (search.built[picks].file_bytes, search.built[picks].row))
 
 
+def _passed(search: _Search) -> list[Allocation]:
+    """The allocations built so far that met the budget."""
+    return [picks for picks, built in search.built.items() if search.report.tried[built.row].passed]
+
+
 def _cheapest_passed(search: _Search) -> Allocation | None:
-    passed = [picks for picks, built in search.built.items() if search.report.tried[built.row].passed]
-    return min(passed, key=search.size, default=None)
+    return min(_passed(search), key=search.size, default=None)
 
 
 def _bisect_single_forms(search: _Search, test: Callable[[Allocation, str], bool]) -> None:
@@ -380,8 +384,9 @@ def _descend(search: _Search, test: Callable[[Allocation, str], bool]) -> None:
     start = _cheapest_passed(search)
     if start is None:
         return
-    failed = [search.size(picks) for picks, built in search.built.items()
-              if not search.report.tried[built.row].passed and search.size(picks) < search.size(start)]
+    passed = set(_passed(search))
+    failed = [search.size(picks) for picks in search.built
+              if picks not in passed and search.size(picks) < search.size(start)]
     floor = max(failed, default=int(search.frontier.bytes[0]))
     path = [start]
     while search.size(path[-1]) > floor:
