@@ -19,6 +19,7 @@ from onnx_share.numerics.kmeans import (
     dp,
     kmeans_1d,
     kmeans_1d_exact,
+    kmeans_1d_many,
     kmeans_rows,
     optimal_sse,
 )
@@ -497,6 +498,52 @@ def test_rows_raise_kmeans_1d_errors() -> None:
         kmeans_rows(x, 0)
     with pytest.raises(ValueError, match=r"\[G, M\]"):
         kmeans_rows(x.reshape(-1), 4)
+
+
+@pytest.mark.parametrize("n", [40, 5000, 300_000])
+@pytest.mark.parametrize("kind", ["laplace", "few_values", "weighted", "pinned", "constant"])
+def test_many_equals_kmeans_1d_per_k(n: int, kind: str) -> None:
+    """Every k of a list in one run: each result is kmeans_1d's for that k, bit for bit (ks unsorted, repeated)."""
+    rng = np.random.default_rng(n)
+    x = (rng.laplace(size=n) * 0.05).astype(np.float32)
+    x[rng.random(n) < 0.15] = 0.0
+    if kind == "few_values":
+        x = np.round(x * 100) / 100  # 16 to 112 distinct values: the histogram path falls back to the sorted one
+    if kind == "constant":
+        x[:] = 0.5
+    weights = rng.random(n) if kind == "weighted" else None
+    pin = kind == "pinned"
+    ks = [256, 2, 1, 16, 3, 64, 2, 8]
+    for strategy in ("auto", "sorted", "histogram"):
+        many = kmeans_1d_many(x, ks, strategy=strategy, sample_weight=weights, pin_zero=pin)
+        for k, got in zip(ks, many, strict=True):
+            one = kmeans_1d(x, k, strategy=strategy, sample_weight=weights, pin_zero=pin)
+            np.testing.assert_array_equal(got.centroids, one.centroids)
+            np.testing.assert_array_equal(got.labels, one.labels)
+            assert got.labels.dtype == one.labels.dtype and got.sse == one.sse
+
+
+@pytest.mark.parametrize(("n", "shared"), [(5000, "distinct_points"), (300_000, "histogram")])
+def test_many_passes_over_the_values_once(monkeypatch: pytest.MonkeyPatch, n: int, shared: str) -> None:
+    """The sort into distinct values (sorted path) or the histogram pass (histogram path) runs once for all k."""
+    from onnx_share.numerics.kmeans import histogram, prepare
+
+    module = prepare if shared == "distinct_points" else histogram
+    calls = []
+    original = getattr(module, shared)
+    monkeypatch.setattr(module, shared, lambda *args: calls.append(1) or original(*args))
+    kmeans_1d_many(realistic("laplace", n), [2, 4, 8, 16, 32, 64, 128, 256])
+    assert len(calls) == 1
+
+
+def test_many_raises_kmeans_1d_errors() -> None:
+    x = realistic("gaussian", 100)
+    with pytest.raises(ValueError, match="k must be"):
+        kmeans_1d_many(x, [4, 0])
+    with pytest.raises(ValueError, match="unknown strategy"):
+        kmeans_1d_many(x, [4], strategy="fastest")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        kmeans_1d_many(np.append(x, np.nan), [4])
 
 
 def test_import_does_not_load_numba() -> None:

@@ -10,7 +10,8 @@ mean of its values.
 
 Modules, one job each (only ``api`` is imported here; the rest, with the numba kernels, on first call):
 
-* ``api``: the public functions, ``KMeansResult``, ``RowsResult``, ``INIT_METHODS``, ``STRATEGIES``; picks the path.
+* ``api``: the public functions (``kmeans_1d_many``: every k of a list in one run), ``KMeansResult``,
+  ``RowsResult``, ``INIT_METHODS``, ``STRATEGIES``; picks the path.
 * ``rows``: the sorted path for many short rows at once (codebooks per channel), in one kernel.
 * ``prepare``: input checks, flattening, working coordinates, trivial cases, distinct values.
 * ``sorted_values``: the sorted path (small inputs, seeded inits, fallback) and the exact DP.
@@ -31,9 +32,10 @@ from onnx_share.numerics.kmeans.api import (
     RowsResult,
     kmeans_1d,
     kmeans_1d_exact,
+    kmeans_1d_many,
     kmeans_rows,
     optimal_sse,
 )
 
 __all__ = ["INIT_METHODS", "SORTED_MAX_N", "STRATEGIES", "KMeansResult", "RowsResult", "kmeans_1d", "kmeans_1d_exact",
-           "kmeans_rows", "optimal_sse"]
+           "kmeans_1d_many", "kmeans_rows", "optimal_sse"]

@@ -1,10 +1,12 @@
-"""The public face of the package: ``kmeans_1d``, ``kmeans_1d_exact``, ``optimal_sse``, their result and options.
+"""The public face of the package: ``kmeans_1d``, ``kmeans_1d_many``, ``kmeans_1d_exact``, ``optimal_sse``, their
+result and options.
 
 Importing this module costs numpy only: the modules with numba kernels are imported on the first call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -86,17 +88,51 @@ def kmeans_1d(
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
     if strategy == "histogram" and init != "optimal":
         raise ValueError(f"strategy='histogram' needs init='optimal'; init={init!r} runs on the sorted values")
-    from onnx_share.numerics.kmeans import histogram, prepare, sorted_values  # numba kernels: loaded on first use
+    if init == "optimal":
+        return kmeans_1d_many(values, [k], strategy=strategy, sample_weight=sample_weight, pin_zero=pin_zero)[0]
+    from onnx_share.numerics.kmeans import prepare, sorted_values  # numba kernels: loaded on first use
 
-    x, w, k = prepare.validate(values, k, sample_weight)
-    if init == "optimal" and (strategy == "histogram" or (strategy == "auto" and x.size > SORTED_MAX_N)):
-        result = histogram.cluster_histogram(x, w, k, pin_zero)
-        if result is not None:
-            return result
-    prep = prepare.prepare(x, w, k, pin_zero)
+    x, w = prepare.validate(values, sample_weight)
+    prep = prepare.prepare(x, w, prepare.checked_k(k), pin_zero)
     if prep.trivial is not None:
         return prep.trivial
     return sorted_values.cluster_sorted(prep, init, seed, max_iter)
+
+
+def kmeans_1d_many(
+    values: np.ndarray,
+    ks: Sequence[int],
+    *,
+    strategy: str = "auto",
+    sample_weight: np.ndarray | None = None,
+    pin_zero: bool = False,
+) -> list[KMeansResult]:
+    """``[kmeans_1d(values, k, strategy=strategy, sample_weight=sample_weight, pin_zero=pin_zero) for k in ks]``
+    (the optimal init), the same results bit for bit, in one run over the values.
+
+    What does not depend on k is done once: the checks, and the histogram pass (histogram path) or the sort into
+    distinct values (sorted path). Per k remain the DP on the coarse level, its refinement and the labelling.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
+    from onnx_share.numerics.kmeans import histogram, prepare, sorted_values  # numba kernels: loaded on first use
+
+    ks = [prepare.checked_k(k) for k in ks]
+    x, w = prepare.validate(values, sample_weight)
+    hist = None
+    if strategy == "histogram" or (strategy == "auto" and x.size > SORTED_MAX_N):
+        hist = histogram.histogram(x, w, pin_zero)
+    points = None
+    results = []
+    for k in ks:
+        result = None if hist is None else histogram.cluster_histogram(hist, k)
+        if result is None:
+            prep = prepare.prepare(x, w, k, pin_zero)
+            if prep.trivial is None and points is None:
+                points = prepare.distinct_points(prep)
+            result = prep.trivial or sorted_values.cluster_sorted(prep, "optimal", 0, 0, points)
+        results.append(result)
+    return results
 
 
 @dataclass(frozen=True)
@@ -128,8 +164,7 @@ def kmeans_rows(
     from onnx_share.numerics.kmeans import prepare
     from onnx_share.numerics.kmeans import rows as batched
 
-    prepare.check_k(k)
-    k = int(k)
+    k = prepare.checked_k(k)
     rows = np.asarray(rows)
     if rows.ndim != 2 or rows.shape[0] == 0:
         raise ValueError(f"rows must be a non-empty [G, M] array, got shape {rows.shape}")
@@ -189,4 +224,4 @@ def _prepare_exact(values: np.ndarray, k: int, sample_weight: np.ndarray | None)
     """Validated, prepared input of the exact DP (no pinned centroid)."""
     from onnx_share.numerics.kmeans import prepare
 
-    return prepare.prepare(*prepare.validate(values, k, sample_weight), pin_zero=False)
+    return prepare.prepare(*prepare.validate(values, sample_weight), prepare.checked_k(k), pin_zero=False)

@@ -61,8 +61,8 @@ _FLAG_NONFINITE = 1
 _FLAG_BAD_WEIGHT = 2
 
 
-def cluster_histogram(x: np.ndarray, w: np.ndarray | None, k: int, pin_zero: bool) -> KMeansResult | None:
-    """Cluster from the float-bit histogram; None when it cannot resolve the data (use the sorted path).
+def histogram(x: np.ndarray, w: np.ndarray | None, pin_zero: bool) -> Histogram | None:
+    """The histogram pass over the values; None when the bins cannot hold them (use the sorted path).
 
     ``x``: flat float32 or float64 values; ``w``: flat float64 weights or None. Raises ``ValueError``
     for non-finite values or bad weights.
@@ -81,14 +81,20 @@ def cluster_histogram(x: np.ndarray, w: np.ndarray | None, k: int, pin_zero: boo
         check_scan(not np.all(np.isfinite(x)), False, 1.0)
         return None  # finite float64 values beyond the float32 range
     bins = _Bins(*_bins(table, seen, kmin, kmax, *keys))
+    center = 0.0 if pin_zero or bins.keys.size == 0 else float(np.sum(bins.w * bins.mean) / np.sum(bins.w))
+    split = int(np.searchsorted(bins.keys, keys.top - keys.floor + 1)) if pin_zero else -1  # first positive
+    return Histogram(bits, x, w, weighted, pin_zero, keys, kmin, kmax, bins, center, split)
+
+
+def cluster_histogram(h: Histogram, k: int) -> KMeansResult | None:
+    """Cluster into ``k`` from the histogram; None when its bins cannot resolve the data (use the sorted path)."""
+    bins = h.bins
     if bins.keys.size < 2 * k or k >= _LABEL_MASK:
         return None  # few distinct values (or bins, or no weight): the sorted path is exact and cheap
-    center = 0.0 if pin_zero else float(np.sum(bins.w * bins.mean) / np.sum(bins.w))
-    split = int(np.searchsorted(bins.keys, keys.top - keys.floor + 1)) if pin_zero else -1  # first positive
-    part = optimal_cuts(bins.w, *_moments(bins.w, bins.mean, bins.scatter, center), k, split)
-    if not _cuts_are_fine(keys, bins, part, center):
+    part = optimal_cuts(bins.w, *_moments(bins.w, bins.mean, bins.scatter, h.center), k, h.split)
+    if not _cuts_are_fine(h.keys, bins, part, h.center):
         return None
-    return _label(bits, x, w, weighted, pin_zero, keys, kmin, kmax, bins, part, split, center)
+    return _label(h.bits, h.x, h.w, h.weighted, h.pin_zero, h.keys, h.kmin, h.kmax, bins, part, h.split, h.center)
 
 
 def _label(
@@ -165,6 +171,22 @@ class _Bins(NamedTuple):
     w: np.ndarray
     mean: np.ndarray
     scatter: np.ndarray
+
+
+class Histogram(NamedTuple):
+    """One tensor's histogram pass: what every clustering of it on the bins (:func:`cluster_histogram`) reads."""
+
+    bits: np.ndarray
+    x: np.ndarray
+    w: np.ndarray
+    weighted: bool
+    pin_zero: bool
+    keys: _KeySpace
+    kmin: int
+    kmax: int
+    bins: _Bins
+    center: float
+    split: int
 
 
 def _key_space(bits: np.ndarray) -> _KeySpace:

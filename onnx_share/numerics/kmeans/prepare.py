@@ -49,24 +49,24 @@ class Points:
         return dp.prefix_sums(w, v * w, v * v * w)
 
 
-def validate(values: np.ndarray, k: int, sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Check k and the shapes; flatten values (float32/float64) and weights (float64)."""
-    check_k(k)
+def validate(values: np.ndarray, sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check the shapes; flatten values (float32/float64) and weights (float64)."""
     x = flatten(values)
     if x.size == 0:
         raise ValueError("cannot cluster an empty tensor")
     if sample_weight is None:
-        return x, None, int(k)
+        return x, None
     w = np.ascontiguousarray(np.asarray(sample_weight, dtype=np.float64)).reshape(-1)
     if w.size != x.size:
         raise ValueError(f"sample_weight has {w.size} elements but values has {x.size}")
-    return x, w, int(k)
+    return x, w
 
 
-def check_k(k: object) -> None:
-    """Raise unless ``k`` is an integer >= 1."""
+def checked_k(k: object) -> int:
+    """``k`` as an int; raises unless it is an integer >= 1."""
     if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    return int(k)
 
 
 def prepare(x: np.ndarray, w: np.ndarray | None, k: int, pin_zero: bool) -> Prepared:

@@ -12,14 +12,15 @@ import numpy as np
 from onnx_share.numerics.kmeans import dp
 from onnx_share.numerics.kmeans.api import KMeansResult
 from onnx_share.numerics.kmeans.finish import finish_from_centroids
-from onnx_share.numerics.kmeans.prepare import Prepared, distinct_points, own_centroids
+from onnx_share.numerics.kmeans.prepare import Points, Prepared, distinct_points, own_centroids
 from onnx_share.numerics.kmeans.refine import optimal_cuts
 from onnx_share.numerics.kmeans.seeded import seeded_lloyd
 
 
-def cluster_sorted(prep: Prepared, init: str, seed: int, max_iter: int) -> KMeansResult:
-    """Cluster on the sorted distinct values: the refined DP for "optimal", seed + Lloyd otherwise."""
-    pts = distinct_points(prep)
+def cluster_sorted(prep: Prepared, init: str, seed: int, max_iter: int, pts: Points | None = None) -> KMeansResult:
+    """Cluster on the sorted distinct values (``pts``, when already found for the same values, weights and
+    ``pin_zero``): the refined DP for "optimal", seed + Lloyd otherwise."""
+    pts = distinct_points(prep) if pts is None else pts
     k_free = prep.k - 1 if prep.pin_zero else prep.k
     if pts.values.size <= k_free:
         return own_centroids(prep, pts.values)
