@@ -5,8 +5,9 @@ uniform grids of each width the scheme takes (2, 4, 8) at ``auto``, every one on
 rounding, weighting, symmetry...). Each resolves to a :class:`~onnx_share.passes.forms.Form` of the weight's
 :class:`~onnx_share.passes.forms.CandidateTable`, whose cost is the bytes the compress step writes for it; forms
 that would not be smaller than the weight as stored, and specs resolving to a form already listed, are dropped.
-The distortion of a form is its squared activation error ‖X(W − Ŵ)‖² / ‖XW‖² on the held-out calibration samples
-where the weight's activations were measured, else its squared weight error ‖W − Ŵ‖² / ‖W‖².
+The k-means of a weight's codebooks per tensor runs once for all their sizes. The distortion of a form is its
+squared activation error ‖X(W − Ŵ)‖² / ‖XW‖² on the held-out calibration samples where the weight's activations
+were measured, else its squared weight error ‖W − Ŵ‖² / ‖W‖².
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def build_layers(
             raise OnnxShareError(f"tensor {weight.name!r}: no candidate form is smaller than the tensor as stored; "
                                  "exclude it or allow more candidates")
         layers.append(layer)
+    list(in_order(_cluster, layers, config.worker_count))
     jobs = [(i, j) for i, layer in enumerate(layers) for j in range(len(layer.forms))]
     errors = dict(in_order(lambda job: _distortion(layers[job[0]], layers[job[0]].forms[job[1]]), jobs,
                            config.worker_count))
@@ -117,6 +119,12 @@ def build_layers(
         layer.data = np.array([layer.table.data_cost(form) for form in layer.forms], np.int64)
         layer.distortions = np.array([errors[(i, j)] for j in range(len(layer.forms))])
     return layers
+
+
+def _cluster(layer: Layer) -> None:
+    """One k-means run for all the layer's codebooks per tensor (their fits then start from it)."""
+    with working_on(layer.name):
+        layer.table.cluster_per_tensor(layer.forms)
 
 
 def _distortion(layer: Layer, form: Form) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onnx_share.numerics.kmeans import kmeans_1d, kmeans_rows
+from onnx_share.numerics.kmeans import KMeansResult, kmeans_1d, kmeans_1d_many, kmeans_rows
 from onnx_share.numerics.metrics import BLOCK_ELEMENTS
 
 # Exact zeros get a centroid of their own when at least this fraction of a codebook's weights is zero.
@@ -128,9 +128,30 @@ def _fit_rows(rows: np.ndarray, k: int, weights: np.ndarray | None, pins: np.nda
     for g, row in enumerate(rows):
         result = kmeans_1d(row, k, init=init, seed=seed, pin_zero=bool(pins[g]),
                            sample_weight=None if weights is None else weights[g])
-        centroids[g, : len(result.centroids)] = result.centroids
-        centroids[g, len(result.centroids) :] = result.centroids[-1]
+        _padded(result, centroids[g])
         indices[g] = result.labels
+
+
+def fit_codebooks_per_tensor(
+    values: np.ndarray, ks: list[int], *, pin_zero: bool | None = None, sample_weight: np.ndarray | None = None
+) -> list[Codebook]:
+    """``[fit_codebook(values, k, pin_zero=pin_zero, sample_weight=sample_weight) for k in ks]``: a codebook per
+    tensor of each size (optimal init), the same ones, from one k-means run
+    (:func:`~onnx_share.numerics.kmeans.kmeans_1d_many`)."""
+    pin = bool(_pins_zero(values.reshape(1, -1), pin_zero)[0])
+    books = []
+    for k, result in zip(ks, kmeans_1d_many(values, ks, sample_weight=sample_weight, pin_zero=pin), strict=True):
+        centroids = np.empty((1, k))
+        _padded(result, centroids[0])
+        books.append(Codebook(centroids.astype(values.dtype).astype(np.float64),
+                              result.labels.reshape(1, -1).astype(np.uint8), None, "tensor", None))
+    return books
+
+
+def _padded(result: KMeansResult, out: np.ndarray) -> None:
+    """``result``'s centroids into ``out`` [k], padded with the last where it found fewer than k."""
+    out[: result.centroids.size] = result.centroids
+    out[result.centroids.size :] = result.centroids[-1]
 
 
 def with_values(codebook: Codebook, values: np.ndarray) -> Codebook:

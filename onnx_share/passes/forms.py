@@ -39,6 +39,7 @@ from onnx_share.numerics.codebook import (
     channels_per_codebook,
     codebook_ids,
     fit_codebook,
+    fit_codebooks_per_tensor,
     with_values,
 )
 from onnx_share.numerics.gptq import CodebookRounder, GridRounder, gptq_round, refit_centroids
@@ -149,6 +150,7 @@ class CandidateTable:
         self._costs: dict[Form, int] = {}
         self._data: dict[Form, int] = {}
         self._fits: dict[tuple, Fitted] = {}
+        self._clustered: dict[int, Codebook] = {}  # k-means codebooks per tensor by size, until their form is fitted
 
     def serves(self, weight: WeightTensor, spec: WeightSpec, target: str, seed: int) -> bool:
         """Whether this table's fits hold for ``weight`` under ``spec``: the same values and everything a fit
@@ -163,7 +165,7 @@ class CandidateTable:
         (and its costs, at the same opset)."""
         table = CandidateTable(weight, opset, self.spec, target=self.target, reference=self._reference,
                                seed=self.seed, statistics=statistics)
-        table._fits = self._fits
+        table._fits, table._clustered = self._fits, self._clustered
         if opset == self.opset:
             table._costs, table._data = self._costs, self._data
         return table
@@ -207,6 +209,19 @@ class CandidateTable:
             self._fits[form.fit_key] = self._fit(form)
         return self._fits[form.fit_key]
 
+    def cluster_per_tensor(self, forms: list[Form]) -> None:
+        """Run the k-means of the codebooks per tensor among ``forms`` in one go
+        (:func:`~onnx_share.numerics.codebook.fit_codebooks_per_tensor`); their fits start from these codebooks,
+        the same ones their own k-means would find."""
+        sizes = sorted({form.clusters for form in forms if form.scheme == "codebook" and form.granularity == "tensor"
+                        and form.fit_key not in self._fits})
+        if len(sizes) < 2 or self.spec.init != "optimal":
+            return
+        values = self.weight.numpy()
+        books = fit_codebooks_per_tensor(values, sizes, pin_zero=self.spec.pin_zero,
+                                         sample_weight=self._element_weights(values))
+        self._clustered.update(zip(sizes, books, strict=True))
+
     def decoded(self, form: Form) -> np.ndarray:
         """Ŵ of the fitted form as its decode graph computes it, in the weight's layout and dtype."""
         return _decoded(self.fit(form).encoding, self.weight.numpy())
@@ -247,11 +262,12 @@ class CandidateTable:
         values = self.weight.numpy()
         reference = values if self._reference is None else self._reference
         statistics, spec = self.statistics, self.spec
-        weights = statistics.element_weights(values.shape) if statistics is not None and self._weighs() else None
+        weights = self._element_weights(values)
         hessian = statistics.hessian if statistics is not None and spec.rounding == "gptq" else None
         encoding: Codebook | UniformGrid
         if form.scheme == "codebook":
-            encoding = fit_codebook(
+            clustered = self._clustered.pop(form.clusters, None) if form.granularity == "tensor" else None
+            encoding = clustered if clustered is not None else fit_codebook(
                 values, form.clusters, form.axis, granularity=form.granularity, group_size=form.group_size or 1,
                 init=spec.init, pin_zero=spec.pin_zero, seed=self.seed, sample_weight=weights,
             )
@@ -289,6 +305,10 @@ class CandidateTable:
                    + ("centroids refit",) * refit)
         return Fitted(encoding, error, zeros, zeros_before, statistics.activation_error(reference, decoded),
                       statistics.bias_shift(reference, decoded) if self._corrects_bias() else None, methods)
+
+    def _element_weights(self, values: np.ndarray) -> np.ndarray | None:
+        """The weight of each element's squared error in the fits (from the statistics), or None."""
+        return self.statistics.element_weights(values.shape) if self.statistics is not None and self._weighs() else None
 
     def _weighs(self) -> bool:
         """``spec.weighting``, or (None) for every weight but ``Gather`` tables."""

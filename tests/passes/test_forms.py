@@ -189,3 +189,34 @@ def test_channel_codebooks_need_opset_11(granularity: str) -> None:
     assert out.opset_import[0].version == 9 and row.granularity == "tensor"
     assert granularity == "auto" or any("GatherElements" in note for note in row.notes)
     assert run(out, {"x": np.ones((2, 288), np.float32)})[0].shape == (2, 64)
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (640, 512)])  # the rows kernel's path, and the histogram path
+def test_codebooks_per_tensor_from_one_kmeans_run_are_their_own_fits(shape: tuple[int, int],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """After cluster_per_tensor, each codebook per tensor fits without a k-means of its own, to the very codebook
+    (centroids and indices) a table fitting it alone finds; zero pinning (a fifth of the weights pruned) included."""
+    from onnx_share.passes import forms
+
+    rng = np.random.default_rng(shape[0])
+    weight = (rng.laplace(size=shape) * 0.02).astype(np.float32)
+    weight[rng.random(shape) < 0.2] = 0.0
+    model = _matmul(weight, opset=21)
+    alone = _table(model, {"bits": 4})
+    together = _table(model, {"bits": 4})
+    wanted = [requested_form(together.weight, together.spec.updated({"bits": bits, "granularity": "tensor"}), 21)
+              for bits in (1, 2, 3, 5, 8)]
+    together.cluster_per_tensor(wanted)
+
+    def no_kmeans(*args, **kwargs):
+        raise AssertionError("a codebook per tensor was clustered on its own")
+
+    fit_codebook = forms.fit_codebook
+    monkeypatch.setattr(forms, "fit_codebook", no_kmeans)
+    shared = [together.fit(form).encoding for form in wanted]
+    monkeypatch.setattr(forms, "fit_codebook", fit_codebook)
+    for form, book in zip(wanted, shared, strict=True):
+        own = alone.fit(form).encoding
+        np.testing.assert_array_equal(book.centroids, own.centroids)
+        np.testing.assert_array_equal(book.indices, own.indices)
+        assert book.centroids.shape == (1, form.clusters) and (book.centroids == 0).any()  # zero pinned
