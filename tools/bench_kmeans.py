@@ -19,13 +19,15 @@ With ``--minilm PATH`` it times ``kmeans_1d`` on the weights of an ONNX model (f
 least ``--min-elements`` values, the optimizer's default selection) against one ``np.sort`` of each:
 per tensor and in total, the median of ``--repeats`` alternating runs of both, and their ratio. With ``--rows`` as
 well, one codebook per row of each 2-D weight: ``kmeans_rows`` (all rows in one kernel) against ``kmeans_1d`` row
-by row (the same results, checked) and a row-wise ``np.sort``.
+by row (the same results, checked) and a row-wise ``np.sort``. With ``--many`` instead: ``kmeans_1d_many`` on all
+``--ks`` at once against one ``kmeans_1d`` per k (the same results, checked), per tensor and in total.
 
     python tools/bench_kmeans.py                      # markdown table on stdout (~15-25 minutes)
     python tools/bench_kmeans.py --sizes 1e7 --sklearn none --no-exact   # timings only (seconds)
     python tools/bench_kmeans.py --sizes 1e5 --ks 16 --sklearn none --repeats 1   # smoke run (seconds)
     python tools/bench_kmeans.py --accuracy --sizes 2e5 1e6 --ks 16 64 256 --seeds 0 1 2 3   # ~15 minutes
     python tools/bench_kmeans.py --minilm tools/build/minilm.onnx --ks 16 256 --repeats 7   # ~1 minute
+    python tools/bench_kmeans.py --minilm tools/build/minilm.onnx --many --ks 2 4 8 16 32 64 128 256 --repeats 7
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from onnx_share.numerics.kmeans import (
     STRATEGIES,
     kmeans_1d,
     kmeans_1d_exact,
+    kmeans_1d_many,
     kmeans_rows,
     optimal_sse,
 )
@@ -146,6 +149,8 @@ def main() -> None:
     parser.add_argument("--rows", action="store_true",
                         help="--minilm: one codebook per row (the rows of each 2-D weight, as a per-channel codebook "
                         "clusters a [out, in] layout): kmeans_rows against kmeans_1d row by row and a row-wise sort")
+    parser.add_argument("--many", action="store_true",
+                        help="--minilm: kmeans_1d_many on all --ks at once against kmeans_1d once per k")
     args = parser.parse_args()
     ks = sorted(set(args.ks))
     warm_up(ks)
@@ -153,6 +158,8 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f} at start; numpy {np.__version__}\n")
     if args.minilm and args.rows:
         rows_table(args, ks)
+    elif args.minilm and args.many:
+        many_table(args, ks)
     elif args.minilm:
         model_table(args, ks)
     elif args.accuracy:
@@ -234,6 +241,26 @@ def rows_table(args: argparse.Namespace, ks: list[int]) -> None:
         return fns
 
     timing_rows(weights, timed_fns, args.repeats, " x ".join)
+
+
+def many_table(args: argparse.Namespace, ks: list[int]) -> None:
+    """Per weight of the model and in total: ``kmeans_1d`` once per k, and ``kmeans_1d_many`` on all k (median of
+    alternating runs, the ratio to the first), and that every k's result is the same."""
+    weights = model_weights(args.minilm, args.min_elements)
+    print(f"{args.minilm}: {len(weights)} float initializers of at least {args.min_elements} values, k in {ks}; "
+          f"median of {args.repeats} alternating runs\n")
+    print("| tensor | shape | kmeans_1d per k | kmeans_1d_many | ratio |")
+    print("|---|---|---:|---:|---:|")
+
+    def timed_fns(a: np.ndarray) -> list[Callable[[], object]]:
+        each = [kmeans_1d(a, k, strategy=args.strategy) for k in ks]
+        together = kmeans_1d_many(a, ks, strategy=args.strategy)
+        assert all(np.array_equal(x.labels, y.labels) and np.array_equal(x.centroids, y.centroids)
+                   for x, y in zip(each, together, strict=True))
+        return [lambda: [kmeans_1d(a, k, strategy=args.strategy) for k in ks],
+                lambda: kmeans_1d_many(a, ks, strategy=args.strategy)]
+
+    timing_rows(weights, timed_fns, args.repeats, "x".join)
 
 
 def timing_rows(weights: list[tuple[str, np.ndarray]], timed_fns: Callable[[np.ndarray], list[Callable[[], object]]],
