@@ -92,8 +92,8 @@ def kmeans_1d(
         return kmeans_1d_many(values, [k], strategy=strategy, sample_weight=sample_weight, pin_zero=pin_zero)[0]
     from onnx_share.numerics.kmeans import prepare, sorted_values  # numba kernels: loaded on first use
 
-    x, w = prepare.validate(values, sample_weight)
-    prep = prepare.prepare(x, w, prepare.checked_k(k), pin_zero)
+    k = prepare.checked_k(k)
+    prep = prepare.prepare(*prepare.validate(values, sample_weight), k, pin_zero)
     if prep.trivial is not None:
         return prep.trivial
     return sorted_values.cluster_sorted(prep, init, seed, max_iter)
